@@ -1,0 +1,41 @@
+# Two commands for a fresh machine with only Python 3:
+#   make test   - own virtualenvs, ruff, mypy, the whole suite on the newest Airflow and on the floor
+#   make demo   - the flagship example DAG end to end against the local simulator
+PYTHON ?= python3
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_FLOOR ?= 3.1.8
+VENV ?= .venv
+VENV_FLOOR ?= .venv-floor
+PYTEST_ARGS ?=
+
+.PHONY: test lint typecheck unit floor clean
+
+test: lint typecheck unit floor
+
+$(VENV)/.installed-$(AIRFLOW_VERSION): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	touch $@
+
+$(VENV_FLOOR)/.installed-$(AIRFLOW_FLOOR): pyproject.toml
+	$(PYTHON) -m venv $(VENV_FLOOR)
+	$(VENV_FLOOR)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_FLOOR)/bin/python -m pip install --quiet "apache-airflow==$(AIRFLOW_FLOOR)" -e ".[dev]"
+	touch $@
+
+lint: $(VENV)/.installed-$(AIRFLOW_VERSION)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed-$(AIRFLOW_VERSION)
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.installed-$(AIRFLOW_VERSION)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+floor: $(VENV_FLOOR)/.installed-$(AIRFLOW_FLOOR)
+	$(VENV_FLOOR)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VENV_FLOOR) .mypy_cache .ruff_cache .pytest_cache

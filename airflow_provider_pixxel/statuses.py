@@ -1,0 +1,209 @@
+"""The status vocabulary of every Pixxel resource, and the only place that classifies a status.
+
+Operators, sensors and triggers ask :func:`phase_of` (or :func:`classify`) whether a resource is done,
+failed, partially done or still running. Values are compared case-insensitively and include the
+aliases the docs show beside the spec's enums (FACTS.md §5: ``COMPLETED`` for ``FULFILLED``,
+``SUCCESSFUL`` for ``SUCCESS``...). A status nobody documented counts as still running, and is logged
+once, so a wait times out rather than declaring a wrong outcome.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Phase(str, enum.Enum):
+    """Where a remote resource stands."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILURE = "failure"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not Phase.RUNNING
+
+
+class Resource(str, enum.Enum):
+    """The kinds of Pixxel resources that carry a status."""
+
+    AOI = "aoi"
+    ASSET = "asset"
+    VISUALIZATION = "visualization"
+    AOI_DOWNLOAD = "aoi_download"
+    CATALOG_DOWNLOAD = "catalog_download"
+    DELIVERY = "delivery"
+    ORDER_ITEM = "order_item"
+    ORDER_ITEM_TASK = "order_item_task"
+    JOB = "job"
+    JOB_TASK = "job_task"
+    INSIGHT = "insight"
+    DOWNLOAD_PACKAGE = "download_package"
+
+
+@dataclass(frozen=True)
+class StatusTable:
+    """Status values of one resource, lower-cased, by phase."""
+
+    success: frozenset[str]
+    failure: frozenset[str]
+    partial: frozenset[str] = frozenset()
+    running: frozenset[str] = frozenset()
+
+    def classify(self, status: str) -> Phase | None:
+        value = status.strip().lower()
+        for phase, values in (
+            (Phase.SUCCESS, self.success),
+            (Phase.FAILURE, self.failure),
+            (Phase.PARTIAL, self.partial),
+            (Phase.RUNNING, self.running),
+        ):
+            if value in values:
+                return phase
+        return None
+
+
+def _table(success: str, failure: str, partial: str = "", running: str = "") -> StatusTable:
+    def words(text: str) -> frozenset[str]:
+        return frozenset(text.lower().split())
+
+    return StatusTable(words(success), words(failure), words(partial), words(running))
+
+
+# The free-string dexter statuses (jobs, tasks, insights) have only documented examples; the extra
+# spellings are the usual ones for those words (FACTS.md §5 [INF]).
+_DEXTER = _table(
+    success="completed complete success succeeded successful done finished",
+    failure="failed failure error errored cancelled canceled aborted killed rejected",
+    partial="partial_success partially_completed",
+    running="running pending queued created started submitted in_progress processing scheduled",
+)
+
+STATUS_TABLES: Mapping[Resource, StatusTable] = {
+    Resource.AOI: _table(
+        success="success", failure="failed", partial="partial_success", running="started running updating"
+    ),
+    Resource.ASSET: _table(success="success", failure="failed", running="started creating"),
+    Resource.VISUALIZATION: _table(
+        success="success", failure="failed", partial="partial_success", running="creating"
+    ),
+    Resource.AOI_DOWNLOAD: _table(
+        success="success successful completed ready",
+        failure="failed failure error",
+        running="created pending in_progress started running processing",
+    ),
+    Resource.CATALOG_DOWNLOAD: _table(success="success", failure="failed", running="created in_progress"),
+    # UNSPECIFIED is what a catalog or task without a configured delivery reports: nothing to wait on
+    # yet, so it stays "running" and a wait on it times out rather than succeeding.
+    Resource.DELIVERY: _table(
+        success="success successful",
+        failure="failed",
+        running="unspecified created in_progress",
+    ),
+    # DRAFT items are not placed or paid and will not move by themselves: a wait on one times out
+    # with the status named in the error.
+    Resource.ORDER_ITEM: _table(
+        success="fulfilled completed",
+        failure="failed cancelled canceled",
+        partial="partially_fulfilled partially_completed",
+        running="active draft",
+    ),
+    Resource.ORDER_ITEM_TASK: _table(
+        success="fulfilled completed",
+        failure="failed cancelled canceled expired",
+        partial="partially_fulfilled partially_completed",
+        running="draft submitted in_progress",
+    ),
+    Resource.JOB: _DEXTER,
+    Resource.JOB_TASK: _DEXTER,
+    Resource.INSIGHT: _DEXTER,
+    Resource.DOWNLOAD_PACKAGE: _table(
+        success="ready success completed",
+        failure="failed error",
+        running="pending created in_progress processing preparing",
+    ),
+}
+
+_logged_unknown: set[tuple[Resource, str]] = set()
+_logged_lock = threading.Lock()
+
+
+def classify(resource: Resource, status: str | None) -> Phase:
+    """The phase of ``status`` for ``resource``; unknown or missing values count as running."""
+    if status is None or not str(status).strip():
+        return Phase.RUNNING
+    phase = STATUS_TABLES[resource].classify(str(status))
+    if phase is not None:
+        return phase
+    key = (resource, str(status).strip().lower())
+    with _logged_lock:
+        first_time = key not in _logged_unknown
+        _logged_unknown.add(key)
+    if first_time:
+        log.warning("Unknown %s status %r: treating it as still in progress", resource.value, str(status))
+    return Phase.RUNNING
+
+
+def _has_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def phase_of(resource: Resource, payload: Mapping[str, Any]) -> Phase:
+    """The phase of a resource from its API object: its status plus the secondary signals the API gives.
+
+    * a non-empty ``err_msg`` / ``failure_type`` on a dexter object (job, task, insight) means failure;
+    * downloads are successful only once their ``signed_url`` is there (FACTS.md §5), and a download
+      package with a signed URL but an undocumented status counts as ready;
+    * an insight with ``deleted_at`` set was deleted: a failure for whoever waits on it.
+    """
+    status = payload.get("status")
+    phase = classify(resource, status)
+    if resource in (Resource.JOB, Resource.JOB_TASK, Resource.INSIGHT):
+        if phase is not Phase.SUCCESS and (
+            _has_text(payload.get("err_msg")) or _has_text(payload.get("failure_type"))
+        ):
+            return Phase.FAILURE
+        if resource is Resource.INSIGHT and payload.get("deleted_at"):
+            return Phase.FAILURE
+    if resource in (Resource.AOI_DOWNLOAD, Resource.CATALOG_DOWNLOAD, Resource.DOWNLOAD_PACKAGE):
+        has_url = _has_text(payload.get("signed_url"))
+        if phase is Phase.SUCCESS and not has_url:
+            return Phase.RUNNING
+        if (
+            resource is Resource.DOWNLOAD_PACKAGE
+            and phase is Phase.RUNNING
+            and has_url
+            and STATUS_TABLES[resource].classify(str(status or "")) is None
+        ):
+            return Phase.SUCCESS
+    return phase
+
+
+def failure_reason(payload: Mapping[str, Any]) -> str:
+    """The remote reason for a failure, from whatever fields the resource carries."""
+    parts: list[str] = []
+    for key in ("err_msg", "failure_type", "state_msg", "message"):
+        if _has_text(payload.get(key)):
+            parts.append(f"{key}={payload[key].strip()}")
+    for key in ("val_errors", "validation_errors"):
+        errors = payload.get(key)
+        if errors:
+            parts.append(f"{key}={errors}")
+    failed_tasks = [
+        str(task.get("name") or task.get("id"))
+        for task in payload.get("tasks") or []
+        if isinstance(task, Mapping)
+        and task.get("status") is not None
+        and classify(Resource.JOB_TASK, task.get("status")) is Phase.FAILURE
+    ]
+    if failed_tasks:
+        parts.append(f"failed tasks: {', '.join(failed_tasks)}")
+    return "; ".join(parts) or "no reason given by the API"
