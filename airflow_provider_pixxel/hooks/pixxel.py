@@ -1,0 +1,1069 @@
+"""``PixxelHook``: the synchronous client of the whole Pixxel (Aurora) API.
+
+One method per API operation (55), named as in ``OPERATIONS.md``; the status reads and download PUTs
+come from :class:`~airflow_provider_pixxel.hooks.operations.PixxelPollingOperations`, shared with the
+async hook. ``iter_*`` methods walk every page of the paginated ones through the one offset pager of
+:mod:`~airflow_provider_pixxel.hooks.pagination`. All requests go through :meth:`PixxelHook._call`,
+which applies the shared retry policy, timeouts, authentication and error mapping. Arguments that
+can be checked for free (date formats, enums, required lists, a project id) are checked before
+anything is sent, raising :class:`~airflow_provider_pixxel.exceptions.PixxelConfigError` with the fix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from functools import cached_property
+from typing import Any
+
+import requests
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from airflow_provider_pixxel.exceptions import PixxelAuthError, PixxelConfigError, PixxelError
+from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
+from airflow_provider_pixxel.hooks.pagination import (
+    DEFAULT_PAGE_SIZE,
+    check_page_size,
+    feature_collection_page,
+    iter_offset_pages,
+    paginated_list_page,
+)
+from airflow_provider_pixxel.hooks.retry import RetryPolicy, outcome_unknown
+from airflow_provider_pixxel.hooks.transport import (
+    ApiRequest,
+    PixxelConnectionSettings,
+    body,
+    outcome_unknown_error,
+    path,
+    query,
+    resolve_project_id,
+    response_value,
+    transport_error,
+    with_default_project,
+)
+
+JSON = Any
+
+MAX_IMAGE_SEARCH_LIMIT = 10000
+VISUALIZATION_MODES = ("dynamic", "theoretical")
+EXPRESSION_TYPES = ("composite", "index", "grayscale")
+STORE_TYPES = ("S3", "GCS", "AZBLOB")
+
+
+def _request_never_sent(error: requests.exceptions.ConnectionError) -> bool:
+    """True when requests failed before any byte of the request reached the server."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    reason: Any = error.args[0] if error.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+class PixxelHook(PixxelPollingOperations[Any], BaseHook):
+    """Calls the Pixxel API with the key of a ``pixxel`` Airflow connection.
+
+    :param pixxel_conn_id: the Airflow connection: password = API key; host (optional) overrides
+        ``https://api.pixxel.space``; extras ``auth_prefix``, ``timeout`` ([connect, read] seconds),
+        ``project_id`` (default for calls that need one) and ``max_retries``.
+    :param retry_policy: overrides the retry policy built from the connection's ``max_retries``.
+    """
+
+    conn_name_attr = "pixxel_conn_id"
+    default_conn_name = "pixxel_default"
+    conn_type = "pixxel"
+    hook_name = "Pixxel"
+
+    def __init__(
+        self,
+        pixxel_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.pixxel_conn_id = pixxel_conn_id
+        self._retry_policy = retry_policy
+        self._sleep = sleep
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(pixxel_conn_id={self.pixxel_conn_id!r})"
+
+    # -- connection -------------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> PixxelConnectionSettings:
+        """The connection, fetched and checked once per hook."""
+        settings = PixxelConnectionSettings.from_connection(self.get_connection(self.pixxel_conn_id))
+        mask_secret(settings.api_key)
+        return settings
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry_policy or RetryPolicy(max_retries=self.settings.max_retries)
+
+    def get_conn(self) -> requests.Session:
+        """The hook's one ``requests.Session``, with keep-alive connections reused across calls."""
+        if self._session is None:
+            session = requests.Session()
+            # Retries are ours (tenacity); urllib3's own would re-send create requests blindly.
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.headers.update(self.settings.headers())
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> PixxelHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def resolve_project_id(self, project_id: str | None) -> str:
+        """``project_id`` if given, else the connection's default; a clear error when neither is."""
+        return resolve_project_id(project_id, self.settings)
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def url(self, request_path: str) -> str:
+        return f"{self.settings.base_url}{request_path}"
+
+    def _call(self, request: ApiRequest) -> Any:
+        """Send ``request`` under the retry policy and return its decoded answer."""
+        request = with_default_project(request, self.settings)
+        retrying = self.retry_policy.retrying(
+            creates=request.creates is not None, log=self.log, sleep=self._sleep or time.sleep
+        )
+        try:
+            return retrying(self._send_once, request)
+        except PixxelError as error:
+            if request.creates and outcome_unknown(error):
+                raise outcome_unknown_error(request, self.url(request.path), error) from error
+            raise
+
+    def _send_once(self, request: ApiRequest) -> Any:
+        url = self.url(request.path)
+        settings = self.settings
+        self.log.debug("Pixxel API %s %s", request.method, request.path)
+        try:
+            response = self.get_conn().request(
+                request.method,
+                url,
+                params=request.params or None,
+                json=request.json,
+                headers={"Accept": request.accept},
+                timeout=(settings.connect_timeout, settings.read_timeout),
+            )
+        except requests.exceptions.ConnectionError as error:
+            raise transport_error(
+                request, url, request_sent=not _request_never_sent(error), cause=error
+            ) from None
+        except requests.exceptions.Timeout as error:
+            raise transport_error(
+                request, url, request_sent=True, cause=error, read_timeout=settings.read_timeout
+            ) from None
+        except requests.exceptions.RequestException as error:
+            raise transport_error(request, url, request_sent=True, cause=error) from None
+        return response_value(
+            request,
+            url=url,
+            status=response.status_code,
+            content=response.content,
+            content_type=response.headers.get("Content-Type", ""),
+            headers=response.headers,
+        )
+
+    # -- connection test --------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check reachability (``/ping``) and the key (one cheap authenticated read). Creates nothing."""
+        try:
+            self.ping()
+        except PixxelError as error:
+            return False, f"Could not reach the Pixxel API: {error}"
+        try:
+            self.list_projects(page_num=1, page_size=1)
+        except PixxelAuthError as error:
+            return False, (
+                f"The Pixxel API at {self.settings.base_url} is reachable but refused the API key "
+                f"(HTTP {error.status}). {error.hint()}."
+            )
+        except PixxelError as error:
+            return False, f"The Pixxel API is reachable but an authenticated read failed: {error}"
+        return True, f"Connected to {self.settings.base_url}; the API key was accepted."
+
+    # -- operations ---------------------------------------------------------------------------------
+    # Status reads and download PUTs are inherited from PixxelPollingOperations.
+
+    def ping(self) -> JSON:
+        """Health check; needs no key (``GET /ping``)."""
+        return self._call(ApiRequest("GET", "/ping"))
+
+    # Project
+
+    def list_projects(self, *, page_num: int | None = None, page_size: int | None = None) -> JSON:
+        """One page of the projects the service user belongs to (``GET /v0/projects``)."""
+        return self._call(
+            ApiRequest("GET", "/v0/projects", params=query(page_num=page_num, page_size=page_size))
+        )
+
+    def get_project(self, project_id: str) -> JSON:
+        """One project (``GET /v0/projects/{id}``)."""
+        return self._call(ApiRequest("GET", path("/v0/projects/{id}", project_id)))
+
+    # AOI
+
+    def list_aois(
+        self,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        created_at: str | None = None,
+        updated_at: str | None = None,
+        aoi_id: str | None = None,
+        aoi_name: str | None = None,
+        project_ids: str | Sequence[str] | None = None,
+    ) -> JSON:
+        """One page of AOIs (``GET /v0/aois``)."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                "/v0/aois",
+                params=query(
+                    offset=offset,
+                    limit=limit,
+                    created_at=created_at,
+                    updated_at=updated_at,
+                    aoi_id=aoi_id,
+                    aoi_name=aoi_name,
+                    project_ids=project_ids,
+                ),
+            )
+        )
+
+    def create_aoi(
+        self,
+        *,
+        name: str,
+        description: str,
+        satellite_id: str,
+        provider: str,
+        geometry: Mapping[str, Any],
+        item_ids: Sequence[str],
+        project_id: str | None = None,
+    ) -> JSON:
+        """Create an AOI over a polygon (``POST /v0/aois``); ``project_id`` defaults to the connection's."""
+        _check_polygon(geometry)
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/aois",
+                json=body(
+                    name=name,
+                    description=description,
+                    satellite_id=satellite_id,
+                    provider=provider,
+                    project_id=self.resolve_project_id(project_id),
+                    geometry=dict(geometry),
+                    item_ids=list(item_ids),
+                ),
+                creates=f"an AOI named {name!r} (look for it with list_aois(aoi_name=...))",
+            )
+        )
+
+    def list_satellites(self) -> JSON:
+        """Satellites and their collections (``GET /v0/satellites``)."""
+        return self._call(ApiRequest("GET", "/v0/satellites"))
+
+    # Search
+
+    def search_images(
+        self,
+        *,
+        start_date: str,
+        end_date: str,
+        satellites: Sequence[Mapping[str, Any]],
+        geometry: Mapping[str, Any],
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        limit: int | None = None,
+    ) -> JSON:
+        """Search satellite images over a geometry and time range (``POST /v0/search``); a safe read."""
+        if limit is not None:
+            _check_range("limit", limit, 1, MAX_IMAGE_SEARCH_LIMIT)
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/search",
+                json=body(
+                    start_date=start_date,
+                    end_date=end_date,
+                    satellites=[dict(s) for s in satellites],
+                    filters=None if filters is None else [dict(f) for f in filters],
+                    geometry=dict(geometry),
+                    limit=limit,
+                ),
+            )
+        )
+
+    # Indices
+
+    def list_indices(
+        self,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        satellite_id: str | None = None,
+        type: str | None = None,
+        expression_type: str | None = None,
+        index_id: str | None = None,
+    ) -> JSON:
+        """One page of spectral indices (``GET /v0/indices``)."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                "/v0/indices",
+                params=query(
+                    offset=offset,
+                    limit=limit,
+                    satellite_id=satellite_id,
+                    type=type,
+                    expression_type=expression_type,
+                    index_id=index_id,
+                ),
+            )
+        )
+
+    def create_index(
+        self,
+        *,
+        name: str,
+        description: str,
+        rescale: Sequence[int],
+        expression: str,
+        colormap: str,
+        satellite_id: str,
+        expression_type: str,
+    ) -> JSON:
+        """Create a custom index from a band expression (``POST /v0/indices``)."""
+        expression_type = _one_of("expression_type", expression_type, EXPRESSION_TYPES)
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/indices",
+                json=body(
+                    name=name,
+                    description=description,
+                    rescale=list(rescale),
+                    expression=expression,
+                    colormap=colormap,
+                    satellite_id=satellite_id,
+                    expression_type=expression_type,
+                ),
+                creates=f"an index named {name!r} (look for it with list_indices())",
+            )
+        )
+
+    # Visualizations (list_visualizations is inherited)
+
+    def create_visualization(
+        self,
+        aoi_id: str,
+        *,
+        index_id: str,
+        src_asset_ids: Sequence[str] | None = None,
+        resolution: float | None = None,
+    ) -> JSON:
+        """Compute an index over an AOI's assets (``POST /v0/aois/{aoi_id}/visualizations``)."""
+        return self._call(
+            ApiRequest(
+                "POST",
+                path("/v0/aois/{aoi_id}/visualizations", aoi_id),
+                json=body(
+                    index_id=index_id,
+                    src_asset_ids=None if src_asset_ids is None else list(src_asset_ids),
+                    resolution=resolution,
+                ),
+                creates=(
+                    f"a visualization of index {index_id} "
+                    "(look for it with list_visualizations(aoi_id, index_id=...))"
+                ),
+            )
+        )
+
+    def update_visualization_metadata(
+        self,
+        aoi_id: str,
+        visualization_id: str,
+        *,
+        visualization_mode: str,
+        legend: Mapping[str, Sequence[Mapping[str, Any]]],
+        dynamic_bins: int | None = None,
+    ) -> JSON:
+        """Replace a visualization's legend (``PUT /v0/aois/{aoi_id}/visualizations/{visualization_id}/metadata``)."""  # noqa: E501
+        visualization_mode = _one_of("visualization_mode", visualization_mode, VISUALIZATION_MODES)
+        if visualization_mode == "dynamic":
+            if dynamic_bins is None:
+                raise PixxelConfigError(
+                    "dynamic_bins is required when visualization_mode is 'dynamic': pass a number of "
+                    "bins from 1 to 15"
+                )
+            _check_range("dynamic_bins", dynamic_bins, 1, 15)
+        return self._call(
+            ApiRequest(
+                "PUT",
+                path(
+                    "/v0/aois/{aoi_id}/visualizations/{visualization_id}/metadata",
+                    aoi_id,
+                    visualization_id,
+                ),
+                json=body(
+                    visualization_mode=visualization_mode,
+                    legend={
+                        visualization_date(day): [dict(item) for item in items]
+                        for day, items in legend.items()
+                    },
+                    dynamic_bins=dynamic_bins,
+                ),
+            )
+        )
+
+    def rollback_visualization_metadata(
+        self,
+        aoi_id: str,
+        visualization_id: str,
+        *,
+        index_id: str,
+        dates: Sequence[str | date],
+        visualization_mode: str,
+    ) -> JSON:
+        """Restore a visualization's default legend (``PATCH /v0/aois/{aoi_id}/visualizations/{visualization_id}/metadata``)."""  # noqa: E501
+        return self._call(
+            ApiRequest(
+                "PATCH",
+                path(
+                    "/v0/aois/{aoi_id}/visualizations/{visualization_id}/metadata",
+                    aoi_id,
+                    visualization_id,
+                ),
+                json=body(
+                    index_id=index_id,
+                    dates=[visualization_date(day) for day in dates],
+                    visualization_mode=_one_of("visualization_mode", visualization_mode, VISUALIZATION_MODES),
+                ),
+            )
+        )
+
+    def generate_index_png(
+        self,
+        aoi_id: str,
+        visualization_id: str,
+        *,
+        index_id: str,
+        date: str | date,
+        visualization_mode: str,
+    ) -> bytes:
+        """Render one date of a visualization as PNG bytes (``POST /v0/aois/{aoi_id}/visualizations/{visualization_id}/png``)."""  # noqa: E501
+        request_body = body(
+            index_id=index_id,
+            date=visualization_date(date),
+            visualization_mode=_one_of("visualization_mode", visualization_mode, VISUALIZATION_MODES),
+        )
+        result: bytes = self._call(
+            ApiRequest(
+                "POST",
+                path("/v0/aois/{aoi_id}/visualizations/{visualization_id}/png", aoi_id, visualization_id),
+                json=request_body,
+                expect="bytes",
+            )
+        )
+        return result
+
+    def generate_visualization_sld(
+        self,
+        aoi_id: str,
+        visualization_id: str,
+        *,
+        dates: Sequence[str | date],
+        visualization_modes: Sequence[str],
+    ) -> JSON:
+        """GeoServer SLD styles for dates and modes (``POST /v0/aois/{aoi_id}/visualizations/{visualization_id}/sld``)."""  # noqa: E501
+        return self._call(
+            ApiRequest(
+                "POST",
+                path("/v0/aois/{aoi_id}/visualizations/{visualization_id}/sld", aoi_id, visualization_id),
+                json=body(
+                    dates=[visualization_date(day) for day in dates],
+                    visualization_modes=[
+                        _one_of("visualization_modes", mode, VISUALIZATION_MODES)
+                        for mode in visualization_modes
+                    ],
+                ),
+            )
+        )
+
+    # Blocks
+
+    def list_blocks(self, *, mode: str | None = None) -> JSON:
+        """Processing blocks usable in insights and workflows (``GET /v0/blocks``)."""
+        return self._call(ApiRequest("GET", "/v0/blocks", params=query(mode=mode)))
+
+    def get_block_versions(self, name: str) -> JSON:
+        """Every version of one block (``GET /v0/blocks/{name}``)."""
+        return self._call(ApiRequest("GET", path("/v0/blocks/{name}", name)))
+
+    def get_block_version(self, name: str, version: str) -> JSON:
+        """One version of a block with its spec (``GET /v0/blocks/{name}/versions/{version}``)."""
+        return self._call(ApiRequest("GET", path("/v0/blocks/{name}/versions/{version}", name, version)))
+
+    # Insights (list_insights, download_insights and delete_insights are inherited)
+
+    def create_insights(
+        self,
+        aoi_id: str,
+        *,
+        block: Mapping[str, Any],
+        input: Any,
+        name: str | None = None,
+        project_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        estimate: bool | None = None,
+    ) -> JSON:
+        """Run a block over an AOI, or price it with ``estimate=True`` (``POST /v0/aoi/{aoi_id}/insights``)."""  # noqa: E501
+        if not block.get("version"):
+            raise PixxelConfigError(
+                "block must name a version, e.g. block={'name': 'ndvi', 'version': '1.0.0'} "
+                "(list versions with get_block_versions(name))"
+            )
+        return self._call(
+            ApiRequest(
+                "POST",
+                path("/v0/aoi/{aoi_id}/insights", aoi_id),
+                json=body(
+                    name=name,
+                    block=dict(block),
+                    input=input,
+                    project_id=project_id,
+                    metadata=None if metadata is None else dict(metadata),
+                    estimate=estimate,
+                ),
+                creates=None if estimate else "an insight (look for it with list_insights(aoi_id))",
+            )
+        )
+
+    # Assets and AOI downloads (get_aoi_download is inherited)
+
+    def list_assets(self, aoi_id: str, *, offset: int | None = None, limit: int | None = None) -> JSON:
+        """One page of an AOI's image assets (``GET /v0/aois/{aoi_id}/assets``)."""
+        return self._call(
+            ApiRequest(
+                "GET", path("/v0/aois/{aoi_id}/assets", aoi_id), params=query(offset=offset, limit=limit)
+            )
+        )
+
+    def create_aoi_download(self, aoi_id: str, *, asset_ids: Sequence[str]) -> JSON:
+        """Start packaging assets of an AOI for download (``POST /v0/aois/{aoi_id}/downloads``)."""
+        asset_ids = _non_empty_list("asset_ids", asset_ids)
+        return self._call(
+            ApiRequest(
+                "POST",
+                path("/v0/aois/{aoi_id}/downloads", aoi_id),
+                json=body(asset_ids=asset_ids),
+                creates=(
+                    "an AOI download (the API has no list of them to look in; requesting another "
+                    "with create_aoi_download() buys nothing)"
+                ),
+            )
+        )
+
+    # Workflows and jobs (get_job, download_job, download_task are inherited)
+
+    def list_workflows(
+        self,
+        *,
+        project_id: str | None = None,
+        id: str | None = None,
+        name: str | None = None,
+        created_by: str | None = None,
+        created_on: str | None = None,
+        updated_at: str | None = None,
+        offset: int | None = None,
+        limit: int | None = None,
+    ) -> JSON:
+        """One page of workflows (``GET /v0/workflows``)."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                "/v0/workflows",
+                params=query(
+                    project_id=project_id,
+                    id=id,
+                    name=name,
+                    created_by=created_by,
+                    created_on=created_on,
+                    updated_at=updated_at,
+                    offset=offset,
+                    limit=limit,
+                ),
+            )
+        )
+
+    def get_workflow(self, workflow_id: str, *, project_id: str | None = None) -> JSON:
+        """One workflow (``GET /v0/workflows/{workflow_id}``); ``project_id`` defaults to the connection's."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                path("/v0/workflows/{workflow_id}", workflow_id),
+                params=query(project_id=project_id),
+                needs_project=True,
+            )
+        )
+
+    def get_workflow_cost_estimate(self, workflow_id: str) -> JSON:
+        """The token cost of running a workflow once (``GET /v0/workflows/{workflow_id}/estimate``)."""
+        return self._call(ApiRequest("GET", path("/v0/workflows/{workflow_id}/estimate", workflow_id)))
+
+    def list_jobs(
+        self,
+        workflow_id: str,
+        *,
+        id: str | None = None,
+        status: str | None = None,
+        created_by: str | None = None,
+        created_on: str | None = None,
+    ) -> JSON:
+        """Jobs of a workflow (``GET /v0/workflows/{workflow_id}/jobs``)."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                path("/v0/workflows/{workflow_id}/jobs", workflow_id),
+                params=query(id=id, status=status, created_by=created_by, created_on=created_on),
+            )
+        )
+
+    def create_job(self, workflow_id: str, *, project_id: str | None = None) -> JSON:
+        """Run a workflow (``POST /v0/workflows/{workflow_id}/jobs``); ``project_id`` defaults to the connection's."""  # noqa: E501
+        return self._call(
+            ApiRequest(
+                "POST",
+                path("/v0/workflows/{workflow_id}/jobs", workflow_id),
+                params=query(project_id=project_id),
+                needs_project=True,
+                creates="a workflow job (look for it with list_jobs(workflow_id))",
+            )
+        )
+
+    # Bandsets
+
+    def list_bandsets(self) -> JSON:
+        """Band sets that can be ordered (``GET /v0/bandsets``)."""
+        return self._call(ApiRequest("GET", "/v0/bandsets"))
+
+    # Orders (get_order and get_order_item are inherited)
+
+    def list_orders(
+        self, *, user_id: str | None = None, limit: int | None = None, offset: int | None = None
+    ) -> JSON:
+        """One page of orders (``GET /v0/orders``)."""
+        return self._call(
+            ApiRequest("GET", "/v0/orders", params=query(user_id=user_id, limit=limit, offset=offset))
+        )
+
+    def create_order(self, *, order_items: Sequence[Mapping[str, Any]], dry_run: bool = False) -> JSON:
+        """Place an order, or with ``dry_run=True`` price it without buying (``POST /v0/orders``)."""
+        items = _non_empty_list("order_items", order_items)
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/orders",
+                json=body(dry_run=dry_run, order_items=[dict(item) for item in items]),
+                creates=None if dry_run else "an order (look for it with list_orders())",
+            )
+        )
+
+    def list_order_items(
+        self,
+        *,
+        user_id: str | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        order_ids: str | Sequence[str] | None = None,
+        created_by: str | None = None,
+        created_at: str | None = None,
+        project_ids: str | Sequence[str] | None = None,
+        ids: str | Sequence[str] | None = None,
+        area: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> JSON:
+        """One page of order items (``GET /v0/order-items``); list filters are sent comma-joined."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                "/v0/order-items",
+                params=query(
+                    user_id=user_id,
+                    type=type,
+                    status=status,
+                    order_ids=order_ids,
+                    created_by=created_by,
+                    created_at=created_at,
+                    project_ids=project_ids,
+                    ids=ids,
+                    area=area,
+                    limit=limit,
+                    offset=offset,
+                ),
+            )
+        )
+
+    # Archives (STAC)
+
+    def list_collections(self, *, ids: str | Sequence[str] | None = None) -> JSON:
+        """STAC collections of the archive (``GET /v0/archives/collections``)."""
+        return self._call(ApiRequest("GET", "/v0/archives/collections", params=query(ids=ids)))
+
+    def get_collection(self, collection_id: str) -> JSON:
+        """One STAC collection (``GET /v0/archives/collections/{cid}``)."""
+        return self._call(ApiRequest("GET", path("/v0/archives/collections/{cid}", collection_id)))
+
+    def list_collection_items(
+        self, collection_id: str, *, limit: int | None = None, offset: int | None = None
+    ) -> JSON:
+        """One page of a collection's STAC items (``GET /v0/archives/collections/{cid}/items``)."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                path("/v0/archives/collections/{cid}/items", collection_id),
+                params=query(limit=limit, offset=offset),
+            )
+        )
+
+    def get_collection_item(self, collection_id: str, item_id: str) -> JSON:
+        """One STAC item (``GET /v0/archives/collections/{cid}/items/{id}``)."""
+        return self._call(
+            ApiRequest("GET", path("/v0/archives/collections/{cid}/items/{id}", collection_id, item_id))
+        )
+
+    def search_archive(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        collections: Sequence[str] | None = None,
+        datetime: str | None = None,
+        ids: Sequence[str] | None = None,
+        intersects: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        query: Mapping[str, Any] | None = None,
+        sortby: Sequence[Mapping[str, str]] | None = None,
+    ) -> JSON:
+        """One page of a STAC search of the archive (``POST /v0/archives/search``); a safe read."""
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/archives/search",
+                json=body(
+                    bbox=None if bbox is None else list(bbox),
+                    collections=None if collections is None else list(collections),
+                    datetime=datetime,
+                    ids=None if ids is None else list(ids),
+                    intersects=None if intersects is None else dict(intersects),
+                    limit=limit,
+                    offset=offset,
+                    query=None if query is None else dict(query),
+                    sortby=None if sortby is None else [dict(s) for s in sortby],
+                ),
+            )
+        )
+
+    # Report
+
+    def download_order_report(self, *, tz: str | None = None) -> str:
+        """The order report as CSV text (``GET /v0/reports``)."""
+        result: str = self._call(ApiRequest("GET", "/v0/reports", params=query(tz=tz), expect="text"))
+        return result
+
+    # Stores
+
+    def list_stores(self) -> JSON:
+        """Cloud buckets registered for delivery (``GET /v0/stores``)."""
+        return self._call(ApiRequest("GET", "/v0/stores"))
+
+    def create_store(
+        self,
+        *,
+        name: str,
+        type: str,
+        configs: Mapping[str, Any],
+        secrets: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+    ) -> JSON:
+        """Register a cloud bucket for delivery (``POST /v0/stores``); its secrets are masked in logs."""
+        for value in secrets.values():
+            mask_secret(value)
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/stores",
+                json=body(
+                    name=name,
+                    type=_one_of("type", type, STORE_TYPES, upper=True),
+                    configs=dict(configs),
+                    secrets=dict(secrets),
+                    labels=None if labels is None else dict(labels),
+                ),
+                creates=f"a store named {name!r} (look for it with list_stores())",
+            )
+        )
+
+    def delete_store(self, store_id: str) -> None:
+        """Remove a registered store (``DELETE /v0/stores/{id}``)."""
+        self._call(ApiRequest("DELETE", path("/v0/stores/{id}", store_id), expect="empty"))
+
+    # Catalogs, deliveries and catalog downloads
+    # (list_deliveries, get_catalog_download and search_catalogs are inherited)
+
+    def create_deliveries(self, *, deliveries: Sequence[Mapping[str, Any]]) -> JSON:
+        """Deliver catalogs or order items to registered stores (``POST /v0/catalogs/deliveries``)."""
+        items = _non_empty_list("deliveries", deliveries)
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/catalogs/deliveries",
+                json=body(deliveries=[dict(item) for item in items]),
+                creates="deliveries (look for them with list_deliveries(order_item_id=...))",
+            )
+        )
+
+    def create_catalog_download(
+        self,
+        *,
+        catalog_ids: Sequence[str] | None = None,
+        order_item_ids: Sequence[str] | None = None,
+    ) -> JSON:
+        """Start packaging catalogs or order items for download (``POST /v0/catalogs/download``)."""
+        if not catalog_ids and not order_item_ids:
+            raise PixxelConfigError(
+                "create_catalog_download needs catalog_ids or order_item_ids (find catalogs with "
+                "search_catalogs(order_item_ids=[...]))"
+            )
+        return self._call(
+            ApiRequest(
+                "POST",
+                "/v0/catalogs/download",
+                json=body(
+                    catalog_ids=None if catalog_ids is None else list(catalog_ids),
+                    order_item_ids=None if order_item_ids is None else list(order_item_ids),
+                ),
+                creates=(
+                    "a catalog download (the API has no list of them to look in; requesting another "
+                    "with create_catalog_download() only packages already purchased data again)"
+                ),
+            )
+        )
+
+    def get_catalog(self, catalog_id: str) -> JSON:
+        """One purchased catalog (``GET /v0/catalogs/{id}``)."""
+        return self._call(ApiRequest("GET", path("/v0/catalogs/{id}", catalog_id)))
+
+    # -- iterators --------------------------------------------------------------------------------
+
+    def iter_projects(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[JSON]:
+        """Every project (``page_num``/``page_size`` pages), one page in memory at a time."""
+        check_page_size(page_size)
+        seen = 0
+        page_num = 1
+        while True:
+            page = self.list_projects(page_num=page_num, page_size=page_size) or {}
+            projects = page.get("projects") or []
+            yield from projects
+            seen += len(projects)
+            count = page.get("count")
+            if not projects:
+                return
+            if isinstance(count, int) and not isinstance(count, bool):
+                if seen >= count:
+                    return
+            elif len(projects) < page_size:
+                return
+            page_num += 1
+
+    def iter_aois(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+        """Every AOI matching ``list_aois`` filters."""
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.list_aois(offset=offset, limit=limit, **filters),
+            paginated_list_page("aois"),
+            page_size=page_size,
+        )
+
+    def iter_indices(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+        """Every index matching ``list_indices`` filters."""
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.list_indices(offset=offset, limit=limit, **filters),
+            paginated_list_page("indices"),
+            page_size=page_size,
+        )
+
+    def iter_visualizations(
+        self, aoi_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> Iterator[JSON]:
+        """Every visualization of an AOI matching ``list_visualizations`` filters."""
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.list_visualizations(aoi_id, offset=offset, limit=limit, **filters),
+            paginated_list_page("visualization"),
+            page_size=page_size,
+        )
+
+    def iter_assets(self, aoi_id: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[JSON]:
+        """Every asset of an AOI."""
+        return iter_offset_pages(
+            lambda offset, limit: self.list_assets(aoi_id, offset=offset, limit=limit),
+            paginated_list_page("assets"),
+            page_size=page_size,
+        )
+
+    def iter_workflows(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+        """Every workflow matching ``list_workflows`` filters."""
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.list_workflows(offset=offset, limit=limit, **filters),
+            paginated_list_page("workflows"),
+            page_size=page_size,
+        )
+
+    def iter_orders(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+        """Every order matching ``list_orders`` filters."""
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.list_orders(offset=offset, limit=limit, **filters),
+            paginated_list_page("orders"),
+            page_size=page_size,
+        )
+
+    def iter_order_items(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+        """Every order item matching ``list_order_items`` filters."""
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.list_order_items(offset=offset, limit=limit, **filters),
+            paginated_list_page("order_items"),
+            page_size=page_size,
+        )
+
+    def iter_catalogs(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+        """Every catalog matching ``search_catalogs`` filters (asking for ``page_size``, not the API's default 2)."""  # noqa: E501
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.search_catalogs(offset=offset, limit=limit, **filters),
+            paginated_list_page("catalogs"),
+            page_size=page_size,
+        )
+
+    def iter_archive_items(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+        """Every STAC item matching ``search_archive`` filters."""
+        _check_no_paging(filters)
+        return iter_offset_pages(
+            lambda offset, limit: self.search_archive(offset=offset, limit=limit, **filters),
+            feature_collection_page,
+            page_size=page_size,
+        )
+
+    def iter_collection_items(
+        self, collection_id: str, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[JSON]:
+        """Every STAC item of a collection."""
+        return iter_offset_pages(
+            lambda offset, limit: self.list_collection_items(collection_id, offset=offset, limit=limit),
+            feature_collection_page,
+            page_size=page_size,
+        )
+
+    def iter_images(self, *, limit: int = MAX_IMAGE_SEARCH_LIMIT, **criteria: Any) -> Iterator[JSON]:
+        """Every image ``search_images`` finds, up to ``limit`` (at most 10000, one request).
+
+        ``POST /v0/search`` has no offset or page token, so matches beyond ``limit`` cannot be fetched:
+        a warning says so when the reported total is larger.
+        """
+        result = self.search_images(limit=limit, **criteria) or {}
+        items = result.get("items") or {}
+        total = (result.get("pagination") or {}).get("total")
+        if isinstance(total, int) and total > len(items):
+            self.log.warning(
+                "The image search matched %d images but returned %d; the API offers no way to fetch "
+                "the rest. Narrow the filters (dates, geometry, cloud cover) to see them all.",
+                total,
+                len(items),
+            )
+        yield from items.values() if isinstance(items, Mapping) else items
+
+
+# -- argument checks --------------------------------------------------------------------------------
+
+
+def visualization_date(value: str | date) -> str:
+    """A date in the ``YYYY_MM_DD`` form visualization endpoints use.
+
+    Accepts a ``date``/``datetime``, ``YYYY-MM-DD`` or ``YYYY_MM_DD``; anything else is a
+    :class:`PixxelConfigError`.
+    """
+    if isinstance(value, date):
+        return value.strftime("%Y_%m_%d")
+    text = str(value).strip()
+    for layout in ("%Y_%m_%d", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, layout).strftime("%Y_%m_%d")
+        except ValueError:
+            continue
+    raise PixxelConfigError(
+        f"visualization dates are written YYYY_MM_DD (e.g. 2024_05_06); got {value!r}. Pass a "
+        "datetime.date, 'YYYY-MM-DD' or 'YYYY_MM_DD'"
+    )
+
+
+def _one_of(name: str, value: str, allowed: Sequence[str], *, upper: bool = False) -> str:
+    normalised = str(value).strip().upper() if upper else str(value).strip().lower()
+    if normalised not in allowed:
+        raise PixxelConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return normalised
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PixxelConfigError(f"{name} must be a whole number from {low} to {high}; got {value!r}")
+
+
+def _non_empty_list(name: str, values: Sequence[Any]) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not values:
+        raise PixxelConfigError(f"{name} must be a non-empty list; got {values!r}")
+    return list(values)
+
+
+def _check_polygon(geometry: Mapping[str, Any]) -> None:
+    if (
+        not isinstance(geometry, Mapping)
+        or geometry.get("type") != "Polygon"
+        or not geometry.get("coordinates")
+    ):
+        raise PixxelConfigError(
+            "geometry must be a GeoJSON Polygon such as {'type': 'Polygon', 'coordinates': "
+            "[[[lng, lat], ..., [lng, lat]]]} (the first and last point equal)"
+        )
+
+
+def _check_no_paging(filters: Mapping[str, Any]) -> None:
+    given = sorted({"offset", "limit"} & filters.keys())
+    if given:
+        raise PixxelConfigError(
+            f"iter_* methods page for you: drop {' and '.join(given)} and pass page_size=... instead"
+        )

@@ -1,0 +1,375 @@
+"""Transport rules shared by the sync and the async hook.
+
+* :class:`PixxelConnectionSettings` reads an Airflow connection once: base URL, API key, auth prefix,
+  timeouts, default project and retry count, refusing unsafe or incomplete set-ups before anything
+  is sent.
+* :class:`ApiRequest` describes one API call independently of the HTTP library that sends it.
+* :func:`decode_response` and :func:`api_error` turn an HTTP answer into a value or a typed error;
+  :func:`response_value` does both, so the sync and async hooks differ only in the library calls.
+* :func:`transport_error` and :func:`outcome_unknown_error` word the failures both hooks raise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from airflow_provider_pixxel import __version__
+from airflow_provider_pixxel.exceptions import (
+    PixxelApiError,
+    PixxelConfigError,
+    PixxelError,
+    PixxelOutcomeUnknownError,
+    PixxelTransportError,
+    api_error_class,
+)
+from airflow_provider_pixxel.hooks.retry import DEFAULT_MAX_RETRIES, parse_retry_after
+
+DEFAULT_BASE_URL = "https://api.pixxel.space"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+USER_AGENT = f"airflow-provider-pixxel/{__version__}"
+
+ResponseKind = Literal["json", "bytes", "text", "empty"]
+
+
+def is_loopback_host(hostname: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if not hostname:
+        return False
+    if hostname.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def strip_query(url: str) -> str:
+    """The URL without query string or fragment: safe to log even for signed URLs."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _extra(extras: Mapping[str, Any], name: str, conn_type: str = "pixxel") -> Any:
+    """An extra by its plain name or the ``extra__pixxel__`` form older UIs store."""
+    value = extras.get(name)
+    if value in (None, ""):
+        value = extras.get(f"extra__{conn_type}__{name}")
+    return None if value == "" else value
+
+
+def _parse_timeout(value: Any, conn_id: str) -> tuple[float, float]:
+    if value is None:
+        return DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+    parts: Sequence[Any]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        parts = [value, value]
+    elif isinstance(value, str):
+        parts = [p for p in value.replace(" ", "").split(",") if p]
+        if len(parts) == 1:
+            parts = [parts[0], parts[0]]
+    elif isinstance(value, Sequence):
+        parts = list(value)
+    else:
+        parts = []
+    try:
+        connect, read = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        connect = read = -1.0
+    if connect <= 0 or read <= 0:
+        raise PixxelConfigError(
+            f"Connection {conn_id!r}: extra 'timeout' must be a positive number of seconds or a "
+            f"[connect, read] pair such as [10, 60]; got {value!r}"
+        )
+    return connect, read
+
+
+@dataclass(frozen=True)
+class PixxelConnectionSettings:
+    """Everything a hook needs from an Airflow ``pixxel`` connection."""
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    auth_prefix: str = ""
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    project_id: str | None = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> PixxelConnectionSettings:
+        """Read and check an Airflow connection. Raises :class:`PixxelConfigError` with the fix."""
+        conn_id = getattr(conn, "conn_id", None) or "pixxel_default"
+        extras: Mapping[str, Any] = conn.extra_dejson if getattr(conn, "extra", None) else {}
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise PixxelConfigError(
+                f"Connection {conn_id!r} has no API key. Put the Pixxel API key (Aurora > Workspace "
+                f"Settings > API) in the connection's password field, e.g. AIRFLOW_CONN_"
+                f'{conn_id.upper()}=\'{{"conn_type": "pixxel", "password": "<api key>"}}\''
+            )
+        base_url = cls._base_url(conn, conn_id)
+        max_retries_raw = _extra(extras, "max_retries")
+        try:
+            max_retries = DEFAULT_MAX_RETRIES if max_retries_raw is None else int(max_retries_raw)
+        except (TypeError, ValueError):
+            max_retries = -1
+        if max_retries < 0:
+            raise PixxelConfigError(
+                f"Connection {conn_id!r}: extra 'max_retries' must be a whole number, 0 or more; "
+                f"got {max_retries_raw!r}"
+            )
+        connect_timeout, read_timeout = _parse_timeout(_extra(extras, "timeout"), conn_id)
+        auth_prefix = _extra(extras, "auth_prefix") or ""
+        if auth_prefix and not auth_prefix.endswith(" "):
+            auth_prefix += " "
+        project_id = _extra(extras, "project_id")
+        return cls(
+            conn_id=conn_id,
+            base_url=base_url,
+            api_key=api_key,
+            auth_prefix=auth_prefix,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            project_id=str(project_id) if project_id else None,
+            max_retries=max_retries,
+        )
+
+    @staticmethod
+    def _base_url(conn: Any, conn_id: str) -> str:
+        host = (conn.host or "").strip()
+        if not host:
+            return DEFAULT_BASE_URL
+        if "://" not in host:
+            scheme = (conn.schema or "https").strip().lower()
+            host = f"{scheme}://{host}"
+        parts = urlsplit(host)
+        netloc = parts.netloc
+        if conn.port and not parts.port:
+            netloc = f"{netloc}:{conn.port}"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PixxelConfigError(
+                f"Connection {conn_id!r}: host {conn.host!r} is not an http(s) URL; use e.g. "
+                f"{DEFAULT_BASE_URL} (or leave the host empty for that default)"
+            )
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise PixxelConfigError(
+                f"Connection {conn_id!r}: refusing to send the API key over plain http to "
+                f"{parts.hostname}. Use https://, or a loopback host (127.0.0.1, localhost) for the "
+                f"local simulator"
+            )
+        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+    @property
+    def authorization(self) -> str:
+        return f"{self.auth_prefix}{self.api_key}"
+
+    def headers(self) -> dict[str, str]:
+        """Headers sent with every API request (never with signed-URL downloads)."""
+        return {
+            "Authorization": self.authorization,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+
+
+def path(template: str, *values: Any) -> str:
+    """Fill the ``{name}`` placeholders of a path template, in order, with URL-quoted non-empty ids."""
+    names = [segment.strip("{}") for segment in template.split("/") if segment.startswith("{")]
+    filled: dict[str, str] = {}
+    for name, value in zip(names, values, strict=True):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise PixxelConfigError(
+                f"{name} is required for {template.replace('{', '').replace('}', '')}: "
+                f"pass a non-empty id, got {value!r}"
+            )
+        filled[name] = quote(str(value), safe="")
+    return template.format(**filled)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(_query_value(v) for v in value)
+    return str(value)
+
+
+def query(**params: Any) -> dict[str, str]:
+    """Query parameters with None left out; lists comma-joined, booleans as true/false."""
+    return {name: _query_value(value) for name, value in params.items() if value is not None}
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    """A JSON body with None fields left out."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One API call, independent of the HTTP library that sends it.
+
+    ``creates`` is set on requests that are not idempotent: it names what the request creates and
+    how to look for it, and such requests are never re-sent once the server may have acted on them.
+    ``needs_project`` marks operations whose spec requires a ``project_id`` query parameter: when the
+    caller gave none, :func:`with_default_project` fills in the connection's default.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    expect: ResponseKind = "json"
+    creates: str | None = None
+    needs_project: bool = False
+
+    @property
+    def accept(self) -> str:
+        return {"bytes": "image/png, */*", "text": "text/csv, */*"}.get(self.expect, "application/json")
+
+
+def resolve_project_id(project_id: str | None, settings: PixxelConnectionSettings) -> str:
+    """``project_id`` if given, else the connection's default; a clear error when neither is."""
+    resolved = project_id or settings.project_id
+    if not resolved:
+        raise PixxelConfigError(
+            "project_id is required: pass project_id=..., or set the 'project_id' extra on "
+            f"connection {settings.conn_id!r} (find ids with PixxelHook.list_projects())"
+        )
+    return resolved
+
+
+def with_default_project(request: ApiRequest, settings: PixxelConnectionSettings) -> ApiRequest:
+    """``request`` with its required ``project_id`` query parameter filled from the connection."""
+    params = dict(request.params or {})
+    if not request.needs_project or params.get("project_id"):
+        return request
+    params["project_id"] = resolve_project_id(None, settings)
+    return replace(request, params=params)
+
+
+def api_error(
+    *, status: int, method: str, url: str, content: bytes, content_type: str, headers: Mapping[str, str]
+) -> PixxelApiError:
+    """A typed error from an error answer; readable also when the body is not JSON."""
+    code = message = details = None
+    text = content.decode("utf-8", errors="replace").strip()
+    payload: Any = None
+    if text and ("json" in content_type or text[:1] in "{["):
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+    if isinstance(payload, dict):
+        envelope = payload.get("error", payload)
+        if isinstance(envelope, dict):
+            code = envelope.get("code")
+            message = envelope.get("message") or envelope.get("detail") or envelope.get("msg")
+            details = envelope.get("details")
+        elif isinstance(envelope, str):
+            message = envelope
+    elif text and not content_type.startswith("image/"):
+        message = text[:500]
+    elif content:
+        message = f"<{len(content)} bytes of {content_type or 'unknown content'}>"
+    retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+    return api_error_class(status)(
+        status=status,
+        method=method,
+        url=strip_query(url),
+        code=str(code) if code is not None else None,
+        message=str(message) if message is not None else None,
+        details=details,
+        retry_after=retry_after,
+    )
+
+
+def decode_response(request: ApiRequest, *, url: str, status: int, content: bytes, content_type: str) -> Any:
+    """The value a hook method returns for a successful answer."""
+    if request.expect == "bytes":
+        return content
+    if request.expect == "text":
+        return content.decode("utf-8", errors="replace")
+    if status == 204 or not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except ValueError as error:
+        raise PixxelApiError(
+            status=status,
+            method=request.method,
+            url=strip_query(url),
+            code="invalid_json",
+            message=f"expected a JSON body but got {content_type or 'no content type'}: {error}",
+        ) from error
+
+
+def response_value(
+    request: ApiRequest,
+    *,
+    url: str,
+    status: int,
+    content: bytes,
+    content_type: str,
+    headers: Mapping[str, str],
+) -> Any:
+    """The decoded answer of a 2xx response, or the typed :class:`PixxelApiError` of any other."""
+    if status >= 400:
+        raise api_error(
+            status=status,
+            method=request.method,
+            url=url,
+            content=content,
+            content_type=content_type,
+            headers=headers,
+        )
+    return decode_response(request, url=url, status=status, content=content, content_type=content_type)
+
+
+def transport_error(
+    request: ApiRequest,
+    url: str,
+    *,
+    request_sent: bool,
+    cause: BaseException,
+    read_timeout: float | None = None,
+) -> PixxelTransportError:
+    """A :class:`PixxelTransportError` naming what happened, never the query string or the key.
+
+    ``read_timeout`` is given when the failure was the wait for the answer running out.
+    """
+    if read_timeout is not None:
+        what = f"no answer within {read_timeout:g} s"
+    elif request_sent:
+        what = "connection lost"
+    else:
+        what = "could not connect"
+    safe_url = strip_query(url)
+    return PixxelTransportError(
+        f"{request.method} {safe_url}: {what} ({type(cause).__name__})",
+        method=request.method,
+        url=safe_url,
+        request_sent=request_sent,
+    )
+
+
+def outcome_unknown_error(request: ApiRequest, url: str, error: PixxelError) -> PixxelOutcomeUnknownError:
+    """The error raised instead of re-sending a create request whose outcome is unknown."""
+    safe_url = strip_query(url)
+    return PixxelOutcomeUnknownError(
+        f"{request.method} {safe_url} may have created {request.creates} even though it failed "
+        f"({error}). It was not sent again, so nothing is created or bought twice. Check whether it "
+        "exists before retrying.",
+        method=request.method,
+        url=safe_url,
+        cause=error,
+    )
