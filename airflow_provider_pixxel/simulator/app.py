@@ -1,0 +1,153 @@
+"""The simulator's ASGI application: all 55 Pixxel operations plus the signed file downloads.
+
+``create_app(state)`` builds it around a :class:`~.state.SimulatorState`. Layers, outermost first:
+request recording (so tests see every request, faulted ones included), fault injection
+(``state.faults``), then the routes. FastAPI's own request validation (its 422 answers) is never
+reached: routes read the raw request and check it against the spec's rules, answering 400 with the
+Pixxel error envelope; unknown paths and methods get the envelope too.
+
+``uvicorn airflow_provider_pixxel.simulator.app:app`` serves a default state built on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from airflow_provider_pixxel import __version__
+from airflow_provider_pixxel.simulator import (
+    routes_aois,
+    routes_catalogs,
+    routes_dexter,
+    routes_orders,
+    routes_visualizations,
+    routes_workspace,
+)
+from airflow_provider_pixxel.simulator.faults import FaultMiddleware
+from airflow_provider_pixxel.simulator.routing import RECORDED_BODY_KEY
+from airflow_provider_pixxel.simulator.signed_urls import files_router
+from airflow_provider_pixxel.simulator.state import RecordedRequest, SimulatorError, SimulatorState
+
+_ROUTE_MODULES = (
+    routes_workspace,
+    routes_aois,
+    routes_visualizations,
+    routes_dexter,
+    routes_orders,
+    routes_catalogs,
+)
+
+
+class RecordingMiddleware:
+    """Records method, path, query, final status, time and JSON body of every HTTP request."""
+
+    def __init__(self, app: Any, state: SimulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+        received_at = self.state.now()
+
+        async def send_and_note(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            query = {}
+            for pair in scope.get("query_string", b"").decode("latin-1").split("&"):
+                if pair:
+                    name, _, value = pair.partition("=")
+                    query[_unquote(name)] = _unquote(value)
+            self.state.record_request(
+                RecordedRequest(
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=query,
+                    status=status[0] if status else None,
+                    time=received_at,
+                    body=scope.get(RECORDED_BODY_KEY),
+                )
+            )
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(text)
+
+
+def create_app(state: SimulatorState) -> FastAPI:
+    """The simulator application serving ``state``."""
+    app = FastAPI(
+        title="Pixxel API simulator",
+        version=__version__,
+        description="Local stand-in for api.pixxel.space (airflow-provider-pixxel)",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.simulator = state
+
+    for module in _ROUTE_MODULES:
+        module.register(app.router, state)  # type: ignore[attr-defined]
+    app.include_router(files_router(state.files, state.signer))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        elif error.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        else:
+            message = str(error.detail)
+        return JSONResponse(
+            SimulatorError(error.status_code, message).envelope(),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        return JSONResponse(
+            SimulatorError(400, "; ".join(problems), details={"problems": problems}).envelope(),
+            status_code=400,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(
+            SimulatorError(500, f"simulator error: {type(error).__name__}: {error}").envelope(),
+            status_code=500,
+        )
+
+    app.add_middleware(FaultMiddleware, injector=state.faults)
+    app.add_middleware(RecordingMiddleware, state=state)
+    return app
+
+
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: a simulator with default settings, built on first access (for ``uvicorn ...:app``)."""
+    global _default_app
+    if name == "app":
+        if _default_app is None:
+            _default_app = create_app(SimulatorState())
+        return _default_app
+    raise AttributeError(name)
+
+
+__all__ = ["RecordingMiddleware", "create_app"]

@@ -1,0 +1,95 @@
+"""Starting the simulator: console script, context manager, pytest fixtures, Airflow connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from airflow.models.connection import Connection
+
+from airflow_provider_pixxel.hooks.transport import PixxelConnectionSettings
+from airflow_provider_pixxel.simulator import SimulatorHandle, run_simulator
+
+
+def _console_script() -> list[str]:
+    script = Path(sys.executable).with_name("pixxel-simulator")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "airflow_provider_pixxel.simulator.cli"]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_cli_prints_its_url_and_key_then_stops_cleanly(stop_signal: signal.Signals) -> None:
+    process = subprocess.Popen(
+        [*_console_script(), "--port", "0", "--api-key", "cli-key", "--speed", "0", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    timer = threading.Timer(30, process.kill)
+    timer.start()
+    try:
+        assert process.stdout is not None
+        lines = dict(process.stdout.readline().strip().split("=", 1) for _ in range(3))
+        base_url = lines["PIXXEL_SIMULATOR_URL"]
+        assert base_url.startswith("http://127.0.0.1:")
+        assert lines["PIXXEL_SIMULATOR_API_KEY"] == "cli-key"
+        assert json.loads(lines["AIRFLOW_CONN_PIXXEL_DEFAULT"])["host"] == base_url
+        assert requests.get(f"{base_url}/ping", timeout=10).json() == "pong"
+        projects = requests.get(f"{base_url}/v0/projects", headers={"Authorization": "cli-key"}, timeout=10)
+        assert projects.status_code == 200
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=20) == 0
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_context_manager_serves_then_stops() -> None:
+    with run_simulator(api_key="ctx-key", seed=5) as sim:
+        assert sim.api_key == "ctx-key"
+        assert sim.state.seed == 5
+        assert sim.faults is sim.state.faults
+        assert requests.get(sim.url("/v0/bandsets"), headers=sim.headers(), timeout=10).status_code == 200
+        base_url = sim.base_url
+    assert "ctx-key" not in repr(sim)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base_url}/ping", timeout=2)
+    assert not any(t.name == "pixxel-simulator" and t.is_alive() for t in threading.enumerate())
+
+
+def test_connection_forms_point_the_hook_settings_at_the_simulator(pixxel_simulator: SimulatorHandle) -> None:
+    for conn in (
+        Connection.from_json(pixxel_simulator.airflow_connection_json(), conn_id="pixxel_default"),
+        Connection(conn_id="pixxel_default", uri=pixxel_simulator.airflow_connection_uri()),
+    ):
+        settings = PixxelConnectionSettings.from_connection(conn)
+        assert settings.base_url == pixxel_simulator.base_url
+        assert settings.api_key == pixxel_simulator.api_key
+
+
+def test_fixture_gives_a_fresh_instant_simulator(pixxel_simulator: SimulatorHandle) -> None:
+    assert pixxel_simulator.state.speed == 0
+    assert pixxel_simulator.state.requests() == []
+    assert requests.get(pixxel_simulator.url("/v0/stores"), headers=pixxel_simulator.headers(), timeout=10).ok
+
+
+def test_connection_fixture_sets_the_environment(
+    pixxel_connection: str, pixxel_simulator: SimulatorHandle
+) -> None:
+    assert pixxel_connection == "pixxel_default"
+    assert json.loads(os.environ["AIRFLOW_CONN_PIXXEL_DEFAULT"])["host"] == pixxel_simulator.base_url
+
+
+def test_session_fixture_is_shared(pixxel_simulator_session: SimulatorHandle) -> None:
+    assert requests.get(pixxel_simulator_session.url("/ping"), timeout=10).ok
