@@ -1,0 +1,424 @@
+"""Find purchased imagery (catalogs) and deliver it to a registered cloud bucket.
+
+:class:`PixxelSearchCatalogsOperator` walks every page of ``POST /v0/catalogs/search`` (whose default
+page holds only 2 catalogs) and returns the catalog ids. :class:`PixxelCreateDeliveryOperator` asks
+Pixxel to copy catalogs or whole order items to a store (``POST /v0/catalogs/deliveries``) and waits on
+every delivery it created.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
+from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
+from airflow_provider_pixxel.resources import Observation, read_sync
+from airflow_provider_pixxel.statuses import Phase
+from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event, wait_inline
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CATALOG_PAGE_SIZE = 100
+_ID_SEPARATOR = ","
+
+
+def id_list(value: Any, *, field: str) -> list[str]:
+    """A list of ids from what a (templated) argument holds, duplicates dropped, order kept.
+
+    Accepts a list or tuple of strings, one id, a comma-separated string, or the JSON / Python text of
+    a list (what ``{{ ti.xcom_pull(...) }}`` renders to without ``render_template_as_native_obj``).
+    ``None`` gives an empty list.
+
+    :raises PixxelConfigError: naming ``field`` when an element is not a non-empty string.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            value = _parse_list_text(text, field)
+        else:
+            value = [part for part in (piece.strip() for piece in text.split(_ID_SEPARATOR)) if part]
+    if not isinstance(value, (list, tuple)):
+        raise PixxelConfigError(f"{field} must be a list of id strings, got {type(value).__name__} {value!r}")
+    ids: list[str] = []
+    for position, element in enumerate(value):
+        if not isinstance(element, str) or not element.strip():
+            raise PixxelConfigError(
+                f"{field}[{position}] must be a non-empty id string, got {type(element).__name__} {element!r}"
+            )
+        if _ID_SEPARATOR in element:
+            raise PixxelConfigError(f"{field}[{position}] {element!r} holds a comma; give one id per element")
+        if element.strip() not in ids:
+            ids.append(element.strip())
+    return ids
+
+
+def _parse_list_text(text: str, field: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise PixxelConfigError(
+            f"{field}: {text!r} looks like a list but is neither JSON nor a Python literal"
+        ) from None
+
+
+def exactly_one_id_list(
+    first: Any, second: Any, *, first_field: str, second_field: str
+) -> tuple[str, list[str]]:
+    """Which of two mutually exclusive id arguments was given, and its ids."""
+    first_ids = id_list(first, field=first_field)
+    second_ids = id_list(second, field=second_field)
+    if bool(first_ids) == bool(second_ids):
+        given = "both were" if first_ids else "neither was"
+        raise PixxelConfigError(
+            f"give exactly one of {first_field} or {second_field} (a non-empty list of ids); {given} given"
+        )
+    return (first_field, first_ids) if first_ids else (second_field, second_ids)
+
+
+class PixxelSearchCatalogsOperator(PixxelBaseOperator):
+    """Find purchased catalogs (delivered images) and return their ids.
+
+    Every page is read (the API returns 2 catalogs per page unless asked otherwise), so the result is
+    complete. The return value is small JSON: ``{"catalog_ids": [...], "count": n,
+    "delivery_status_counts": {"SUCCESS": 3, ...}, "item_ids": [STAC item ids]}``.
+
+    All filters are optional and combine as the API combines them; with none, every catalog of the
+    workspace is returned.
+
+    :param order_item_ids: catalogs produced by these order items.
+    :param order_ids: catalogs produced by these orders.
+    :param item_ids: catalogs of these STAC archive item ids.
+    :param ids: these catalog ids.
+    :param bbox: ``[west, south, east, north]``.
+    :param intersects: a GeoJSON geometry the catalogs must intersect.
+    :param datetime: an RFC 3339 date-time or ``start/end`` interval (``..`` for an open end).
+    :param collections: STAC collection ids.
+    :param query: STAC property filters, e.g. ``{"cloudcover": {"lt": 10}}``.
+    :param sort_by: e.g. ``[{"properties->>'datetime'": "DESC"}]``.
+    :param page_size: catalogs requested per page.
+    :param fail_if_empty: fail the task when nothing matches (default: return an empty list).
+
+    Example::
+
+        catalogs = PixxelSearchCatalogsOperator(
+            task_id="find_catalogs",
+            order_item_ids="{{ ti.xcom_pull('place_order')['order_item_ids'] }}",
+        )
+    """
+
+    template_fields: Sequence[str] = (
+        "pixxel_conn_id",
+        "order_item_ids",
+        "order_ids",
+        "item_ids",
+        "ids",
+        "bbox",
+        "intersects",
+        "datetime",
+        "collections",
+        "query",
+        "sort_by",
+    )
+    template_fields_renderers = {"intersects": "json", "query": "json", "sort_by": "json"}
+
+    def __init__(
+        self,
+        *,
+        order_item_ids: Sequence[str] | str | None = None,
+        order_ids: Sequence[str] | str | None = None,
+        item_ids: Sequence[str] | str | None = None,
+        ids: Sequence[str] | str | None = None,
+        bbox: Sequence[float] | None = None,
+        intersects: Mapping[str, Any] | None = None,
+        datetime: str | None = None,
+        collections: Sequence[str] | str | None = None,
+        query: Mapping[str, Any] | None = None,
+        sort_by: Sequence[Mapping[str, str]] | None = None,
+        page_size: int = CATALOG_PAGE_SIZE,
+        fail_if_empty: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.order_item_ids = order_item_ids
+        self.order_ids = order_ids
+        self.item_ids = item_ids
+        self.ids = ids
+        self.bbox = bbox
+        self.intersects = intersects
+        self.datetime = datetime
+        self.collections = collections
+        self.query = query
+        self.sort_by = sort_by
+        self.page_size = page_size
+        self.fail_if_empty = fail_if_empty
+
+    def filters(self) -> dict[str, Any]:
+        """The search body's filters, checked; empty filters are left out."""
+        filters: dict[str, Any] = {}
+        for name in ("order_item_ids", "order_ids", "item_ids", "ids", "collections"):
+            values = id_list(getattr(self, name), field=name)
+            if values:
+                filters[name] = values
+        if self.bbox is not None:
+            filters["bbox"] = _bbox(self.bbox)
+        for name in ("intersects", "query"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, Mapping):
+                    raise PixxelConfigError(f"{name} must be a JSON object, got {type(value).__name__}")
+                filters[name] = dict(value)
+        if self.sort_by is not None:
+            if not isinstance(self.sort_by, (list, tuple)) or not all(
+                isinstance(entry, Mapping) for entry in self.sort_by
+            ):
+                raise PixxelConfigError(
+                    "sort_by must be a list of {field: 'ASC'|'DESC'} objects, e.g. "
+                    "[{\"properties->>'datetime'\": 'DESC'}]"
+                )
+            filters["sort_by"] = [dict(entry) for entry in self.sort_by]
+        if self.datetime is not None and str(self.datetime).strip():
+            filters["datetime"] = str(self.datetime).strip()
+        return filters
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        filters = self.filters()
+        if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or self.page_size < 1:
+            raise PixxelConfigError(f"page_size must be a positive whole number, got {self.page_size!r}")
+        catalog_ids: list[str] = []
+        item_ids: list[str] = []
+        status_counts: dict[str, int] = {}
+        for catalog in self.hook.iter_catalogs(page_size=self.page_size, **filters):
+            catalog_id = str(catalog.get("id") or "")
+            if not catalog_id or catalog_id in catalog_ids:
+                continue
+            catalog_ids.append(catalog_id)
+            details = catalog.get("details") or {}
+            if isinstance(details, Mapping) and details.get("id"):
+                item_ids.append(str(details["id"]))
+            status = str(catalog.get("delivery_status") or "UNSPECIFIED")
+            status_counts[status] = status_counts.get(status, 0) + 1
+        self.log.info(
+            "Found %d catalogs matching %s (delivery status: %s)",
+            len(catalog_ids),
+            ", ".join(sorted(filters)) or "no filter",
+            status_counts or "none",
+        )
+        if not catalog_ids and self.fail_if_empty:
+            raise AirflowFailException(
+                f"No catalogs match {filters}; an order item has catalogs only once it is (partly) fulfilled"
+            )
+        return {
+            "catalog_ids": catalog_ids,
+            "count": len(catalog_ids),
+            "delivery_status_counts": status_counts,
+            "item_ids": item_ids,
+        }
+
+
+def _bbox(value: Any) -> list[float]:
+    if isinstance(value, str):
+        value = _parse_list_text(value.strip(), "bbox")
+    try:
+        numbers = [float(number) for number in value]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != 4:
+        raise PixxelConfigError(f"bbox must be four numbers [west, south, east, north], got {value!r}")
+    return numbers
+
+
+class PixxelCreateDeliveryOperator(PixxelResumableOperator):
+    """Copy purchased imagery to a registered store (S3, GCS or Azure) and wait until it is there.
+
+    Give exactly one of ``catalog_ids`` (from :class:`PixxelSearchCatalogsOperator`) or
+    ``order_item_ids``. Pixxel creates one delivery per catalog; the task waits on each of them and
+    fails with the remote reason if any fails. The delivery ids are kept across task retries, so a
+    retry waits on the same deliveries instead of requesting them again.
+
+    Returns ``{"delivery_ids": [...], "target_paths": [...], "statuses": [...], "store_id": ...}``;
+    each object lands at the store's path prefix + ``path`` + its target path.
+
+    :param catalog_ids: catalogs to deliver.
+    :param order_item_ids: order items whose catalogs to deliver.
+    :param store_id: the id of a store (see
+        :class:`~airflow_provider_pixxel.operators.stores.PixxelCreateStoreOperator`).
+    :param path: prefix inside the store, e.g. ``"deliveries/2024-05/"``.
+
+    Example::
+
+        deliver = PixxelCreateDeliveryOperator(
+            task_id="deliver",
+            catalog_ids="{{ ti.xcom_pull('find_catalogs')['catalog_ids'] }}",
+            store_id="{{ ti.xcom_pull('create_store')['store_id'] }}",
+            path="pixxel/{{ ds }}/",
+        )
+    """
+
+    watch_kind = "delivery"
+    external_id_key = "pixxel_delivery_ids"
+    template_fields: Sequence[str] = ("pixxel_conn_id", "catalog_ids", "order_item_ids", "store_id", "path")
+
+    def __init__(
+        self,
+        *,
+        store_id: str,
+        catalog_ids: Sequence[str] | str | None = None,
+        order_item_ids: Sequence[str] | str | None = None,
+        path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.catalog_ids = catalog_ids
+        self.order_item_ids = order_item_ids
+        self.store_id = store_id
+        self.path = path
+
+    def delivery_request(self) -> dict[str, Any]:
+        """One entry of the ``deliveries`` body, checked before anything is sent."""
+        field, ids = exactly_one_id_list(
+            self.catalog_ids, self.order_item_ids, first_field="catalog_ids", second_field="order_item_ids"
+        )
+        if not isinstance(self.store_id, str) or not self.store_id.strip():
+            raise PixxelConfigError(
+                "store_id must be the id of a registered store (create one with PixxelCreateStoreOperator "
+                "or find it with PixxelHook.list_stores())"
+            )
+        cloud_info: dict[str, Any] = {"config": self.store_id.strip()}
+        if self.path is not None and str(self.path).strip():
+            cloud_info["path"] = str(self.path).strip()
+        return {field: ids, "cloud_info": cloud_info}
+
+    def execute(self, context: Context) -> Any:
+        # Checked before the resumable flow, so bad input never reaches the API even on a retry.
+        self.delivery_request()
+        return super().execute(context)
+
+    def start(self, context: Context) -> dict[str, str]:
+        request = self.delivery_request()
+        answer = self.hook.create_deliveries(deliveries=[request]) or {}
+        deliveries = [d for d in answer.get("deliveries") or [] if isinstance(d, Mapping)]
+        delivery_ids = [str(d["delivery_id"]) for d in deliveries if d.get("delivery_id")]
+        if not delivery_ids:
+            raise PixxelError(f"Pixxel accepted the delivery request but returned no delivery ids: {answer}")
+        self.log.info(
+            "Requested %d deliveries to store %s: %s",
+            len(delivery_ids),
+            request["cloud_info"]["config"],
+            ", ".join(delivery_ids),
+        )
+        return {"delivery_ids": _ID_SEPARATOR.join(delivery_ids)}
+
+    # Several deliveries come from one request, so the resumable hooks work on the whole list.
+
+    @staticmethod
+    def _delivery_ids(external_id: Any) -> list[str]:
+        text = external_id.get("delivery_ids") if isinstance(external_id, Mapping) else None
+        ids = [part for part in str(text or "").split(_ID_SEPARATOR) if part]
+        if not ids:
+            raise PixxelError(f"stored delivery ids are unreadable: {external_id!r}")
+        return ids
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        phases = [self._read(delivery_id).phase for delivery_id in self._delivery_ids(external_id)]
+        for phase in (Phase.FAILURE, Phase.RUNNING, Phase.PARTIAL):
+            if phase in phases:
+                return phase.value
+        return Phase.SUCCESS.value
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        self._result = self.wait_on_deliveries(context, self._delivery_ids(external_id), deadline=None)
+        return self._result
+
+    def get_job_result(self, external_id: Any, context: Context) -> Any:
+        if hasattr(self, "_result"):
+            return self._result
+        return self.wait_on_deliveries(context, self._delivery_ids(external_id), deadline=None)
+
+    def _read(self, delivery_id: str) -> Observation:
+        return read_sync(self.hook, self.watch_kind, {"delivery_id": delivery_id})
+
+    def wait_on_deliveries(
+        self, context: Context, delivery_ids: list[str], *, deadline: float | None
+    ) -> dict[str, Any]:
+        """Wait on each delivery in turn with the shared trigger; one deadline covers them all."""
+        target_paths: list[str | None] = []
+        statuses: list[str | None] = []
+        if self.wait_for_completion:
+            self.check_timing()
+        for delivery_id in delivery_ids:
+            ids = {"delivery_id": delivery_id}
+            observation = self._read(delivery_id)
+            if self.wait_for_completion and not observation.phase.terminal:
+                if deadline is None:
+                    deadline = time.time() + self.timeout
+                trigger = PixxelStatusTrigger(
+                    kind=self.watch_kind,
+                    ids=ids,
+                    pixxel_conn_id=self.pixxel_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=deadline,
+                )
+                if self.deferrable:
+                    self.defer(
+                        trigger=trigger,
+                        method_name="resume_deliveries",
+                        kwargs={"delivery_ids": delivery_ids, "deadline": deadline},
+                        timeout=timedelta(
+                            seconds=max(0.0, deadline - time.time()) + max(60.0, 2 * self.poll_interval)
+                        ),
+                    )
+                event = self.judge(context, wait_inline(trigger))
+                detail = event.get("detail") or {}
+                target_paths.append(detail.get("target_path"))
+                statuses.append(event.get("remote_status"))
+                continue
+            if self.wait_for_completion:
+                self.judge(
+                    context,
+                    {
+                        "status": observation.phase.value,
+                        "kind": self.watch_kind,
+                        "ids": ids,
+                        **observation.as_event(),
+                    },
+                )
+            target_paths.append(observation.detail.get("target_path"))
+            statuses.append(observation.status)
+        return {
+            "delivery_ids": delivery_ids,
+            "target_paths": target_paths,
+            "statuses": statuses,
+            "store_id": self.store_id,
+        }
+
+    def resume_deliveries(
+        self, context: Context, delivery_ids: list[str], deadline: float, event: Any = None
+    ) -> dict[str, Any]:
+        """Resume after one delivery's trigger fired: judge it, then go on with the rest."""
+        self.judge(context, event)
+        return self.wait_on_deliveries(context, list(delivery_ids), deadline=deadline)
+
+    def judge(self, context: Context, event: Any) -> dict[str, Any]:
+        """Raise on a failed, partial (unless allowed) or timed-out delivery; return the event."""
+        event = validate_event(event, kind=self.watch_kind)
+        self.conclude(context, event)
+        return event
+
+    def finish(self, context: Context, ids: Mapping[str, str], event: Mapping[str, Any]) -> Any:
+        return dict(ids)

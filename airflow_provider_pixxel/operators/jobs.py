@@ -1,0 +1,226 @@
+"""Run a saved Aurora workflow as a job and wait for it.
+
+A job runs the workflow exactly as it is saved in Aurora (FACTS.md §6.1): the API takes no inputs,
+only the workflow and the project. Runs are billable, so the operator prices the workflow first
+(``get_workflow_cost_estimate``) and refuses to start it above ``max_cost``; the job's ids are kept in
+``task_state_store`` so that a retried task reconnects to its job instead of paying for another.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
+from airflow_provider_pixxel.operators.base import PixxelResumableOperator
+from airflow_provider_pixxel.resources import watchable
+from airflow_provider_pixxel.statuses import Phase, Resource, phase_of
+from airflow_provider_pixxel.triggers.status import validate_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def check_max_cost(max_cost: Any, *, field: str = "max_cost") -> float | None:
+    """``max_cost`` as a number, or None for no limit; a zero, negative or non-numeric one is refused."""
+    if max_cost is None:
+        return None
+    if isinstance(max_cost, bool) or not isinstance(max_cost, numbers.Real):
+        try:
+            max_cost = float(str(max_cost).strip())
+        except ValueError:
+            raise PixxelConfigError(
+                f"{field} must be a positive number of tokens, got {max_cost!r}"
+            ) from None
+    max_cost = float(max_cost)
+    if not max_cost > 0:
+        raise PixxelConfigError(
+            f"{field} must be a positive number of tokens, got {max_cost!r}; leave it unset for no limit"
+        )
+    return max_cost
+
+
+def check_required_text(value: Any, field: str, hint: str) -> str:
+    """A required id argument, stripped; a clear error when it is missing or not text."""
+    if not isinstance(value, str) or not value.strip():
+        raise PixxelConfigError(f"{field} is required and must be a non-empty string ({hint}), got {value!r}")
+    return value.strip()
+
+
+def _val_error_text(error: Any) -> str:
+    if not isinstance(error, Mapping):
+        return str(error)
+    parts = [
+        f"{key}={error[key]}" for key in ("component_name", "from", "to", "err", "reason") if error.get(key)
+    ]
+    return "(" + ", ".join(parts) + ")" if parts else str(dict(error))
+
+
+def describe_val_errors(val_errors: Sequence[Any]) -> str:
+    """The validation errors of a workflow or job, one readable entry each."""
+    return "; ".join(_val_error_text(error) for error in val_errors)
+
+
+def describe_job_failure(job: Mapping[str, Any]) -> str:
+    """Why a job failed: its own error fields, its validation errors and each failed task's reason."""
+    parts: list[str] = []
+    for key in ("err_msg", "failure_type", "state_msg"):
+        value = job.get(key)
+        if isinstance(value, str) and value.strip():
+            parts.append(f"{key}={value.strip()}")
+    if job.get("val_errors"):
+        parts.append(f"val_errors: {describe_val_errors(job['val_errors'])}")
+    failed_tasks = []
+    for task in job.get("tasks") or []:
+        if isinstance(task, Mapping) and phase_of(Resource.JOB_TASK, task) is Phase.FAILURE:
+            details = [
+                f"{key}={task[key].strip()}"
+                for key in ("err_msg", "failure_type", "state_msg")
+                if isinstance(task.get(key), str) and task[key].strip()
+            ]
+            name = task.get("name") or task.get("id")
+            failed_tasks.append(f"{name} ({', '.join(details)})" if details else str(name))
+    if failed_tasks:
+        parts.append(f"failed tasks: {'; '.join(failed_tasks)}")
+    return "; ".join(parts) or "no reason given by the API"
+
+
+class PixxelRunJobOperator(PixxelResumableOperator):
+    """Run a saved Aurora workflow as a job, after checking its price, and wait until it ends.
+
+    The workflow's cost estimate is logged and compared with ``max_cost`` before anything is created.
+    A job the API creates with validation errors fails the task at once, with those errors. The job's
+    ids are stored in ``task_state_store`` as soon as it exists, so a retried task reconnects to the
+    same job (or returns at once if it already completed) instead of paying for a new one; a job that
+    failed is run again on retry.
+
+    A terminal failure raises ``AirflowFailException`` naming the job's errors, validation errors and
+    the failed tasks with their ``err_msg``/``failure_type``; a wait that runs out of ``timeout`` raises
+    a retryable error, and the retry resumes waiting on the same job.
+
+    Returns ``{"workflow_id", "job_id", "status", "task_ids"}``; download the results with the job and
+    task download operators.
+
+    .. code-block:: python
+
+        run = PixxelRunJobOperator(
+            task_id="run_field_boundaries",
+            workflow_id="{{ var.value.field_boundaries_workflow }}",
+            max_cost=200,
+            deferrable=True,
+        )
+
+    :param workflow_id: the workflow to run (``GET /v0/workflows`` lists them).
+    :param project_id: the project the workflow belongs to; defaults to the connection's ``project_id``.
+    :param max_cost: the most tokens this run may cost; the task fails before creating the job when
+        the estimate is higher. Unset: no limit (the estimate is still logged).
+    :param wait_for_completion, poll_interval, timeout, deferrable, allow_partial: see
+        :class:`~airflow_provider_pixxel.operators.base.PixxelWaitingOperator`.
+    """
+
+    watch_kind = "job"
+    external_id_key = "pixxel_workflow_job"
+    template_fields: Sequence[str] = (
+        *PixxelResumableOperator.template_fields,
+        "workflow_id",
+        "project_id",
+        "max_cost",
+    )
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        project_id: str | None = None,
+        max_cost: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow_id = workflow_id
+        self.project_id = project_id
+        self.max_cost = max_cost
+
+    def execute(self, context: Context) -> Any:
+        # Every argument is checked before the first request, reconnect reads included.
+        self.workflow_id = check_required_text(
+            self.workflow_id, "workflow_id", "list workflows with PixxelHook.list_workflows()"
+        )
+        if self.project_id is not None:
+            self.project_id = check_required_text(
+                self.project_id, "project_id", "or leave it unset to use the connection's project_id extra"
+            )
+        check_max_cost(self.max_cost)
+        return super().execute(context)
+
+    def start(self, context: Context) -> dict[str, str]:
+        max_cost = check_max_cost(self.max_cost)
+        estimate = self.hook.get_workflow_cost_estimate(self.workflow_id)
+        estimated_cost = estimate.get("estimated_cost") if isinstance(estimate, Mapping) else None
+        self.log.info(
+            "Workflow %s is estimated to cost %s tokens per run (max_cost=%s)",
+            self.workflow_id,
+            estimated_cost,
+            max_cost,
+        )
+        if max_cost is not None:
+            if isinstance(estimated_cost, bool) or not isinstance(estimated_cost, numbers.Real):
+                raise AirflowFailException(
+                    f"the API gave no usable cost estimate for workflow {self.workflow_id} "
+                    f"({estimated_cost!r}), so max_cost={max_cost:g} cannot be checked; nothing was run"
+                )
+            if float(estimated_cost) > max_cost:
+                raise AirflowFailException(
+                    f"workflow {self.workflow_id} is estimated at {estimated_cost:g} tokens, more than "
+                    f"max_cost={max_cost:g}; no job was created. Raise max_cost to run it."
+                )
+        job = self.hook.create_job(self.workflow_id, project_id=self.project_id)
+        job_id = job.get("id") if isinstance(job, Mapping) else None
+        if not job_id:
+            raise PixxelError(
+                f"the API answered the job creation for workflow {self.workflow_id} without a job id; "
+                f"look for the job with list_jobs({self.workflow_id!r}) before running again"
+            )
+        self.log.info(
+            "Created job %s of workflow %s (status %s)", job_id, self.workflow_id, job.get("status")
+        )
+        if job.get("val_errors"):
+            # A job with validation errors never runs: waiting on it would only reach the timeout.
+            raise AirflowFailException(
+                f"workflow job workflow_id={self.workflow_id} / job_id={job_id} was refused with "
+                f"validation errors: {describe_val_errors(job['val_errors'])}. Fix the workflow in Aurora."
+            )
+        return {"workflow_id": self.workflow_id, "job_id": str(job_id)}
+
+    def conclude(self, context: Context, event: Any) -> Any:
+        checked = validate_event(event, kind=self.watch_kind)
+        if checked["status"] == Phase.FAILURE.value or (
+            checked["status"] == Phase.PARTIAL.value and not self.allow_partial
+        ):
+            # The event carries the job-level reason only; the tasks' own errors need the whole job.
+            ids = checked["ids"]
+            description = watchable(self.watch_kind).describe(ids)
+            try:
+                reason = describe_job_failure(self.hook.get_job(ids["workflow_id"], ids["job_id"]))
+            except PixxelError as error:
+                reason = f"{checked.get('reason')} (the job's details could not be read: {error})"
+            ended = "failed" if checked["status"] == Phase.FAILURE.value else "ended partially"
+            hint = " Set allow_partial=True to accept partial results." if ended != "failed" else ""
+            raise AirflowFailException(
+                f"{description} {ended} with status {checked.get('remote_status')}: {reason}.{hint}"
+            )
+        return super().conclude(context, checked)
+
+    def finish(self, context: Context, ids: Mapping[str, str], event: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.hook.get_job(ids["workflow_id"], ids["job_id"])
+        task_ids = [
+            str(task["id"]) for task in job.get("tasks") or [] if isinstance(task, Mapping) and task.get("id")
+        ]
+        return {
+            "workflow_id": ids["workflow_id"],
+            "job_id": ids["job_id"],
+            "status": event.get("remote_status"),
+            "task_ids": task_ids,
+        }

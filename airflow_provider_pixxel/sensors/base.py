@@ -1,0 +1,117 @@
+"""The one sensor behaviour every Pixxel sensor shares.
+
+A poke is one status read classified by the status table. Poke and reschedule modes use Airflow's own
+sensor loop; ``deferrable=True`` checks once and then hands the wait to
+:class:`~airflow_provider_pixxel.triggers.status.PixxelStatusTrigger`. A terminal failure raises
+``AirflowFailException`` (``soft_fail=True`` turns it into a skip, as Airflow's sensor base does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_pixxel.exceptions import PixxelError
+from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+from airflow_provider_pixxel.resources import Observation, read_sync, watchable
+from airflow_provider_pixxel.statuses import Phase
+from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class PixxelStatusSensor(BaseSensorOperator):
+    """Wait until a Pixxel resource of :attr:`watch_kind` is terminal.
+
+    Subclasses name their id arguments after the API fields and list them in :attr:`id_fields`.
+
+    :param allow_partial: succeed on a partial result instead of failing.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    """
+
+    watch_kind: str = ""
+    id_fields: Sequence[str] = ()
+    template_fields: Sequence[str] = ("pixxel_conn_id",)
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        pixxel_conn_id: str = PixxelHook.default_conn_name,
+        allow_partial: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pixxel_conn_id = pixxel_conn_id
+        self.allow_partial = allow_partial
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> PixxelHook:
+        return PixxelHook(self.pixxel_conn_id)
+
+    def resource_ids(self) -> dict[str, str]:
+        return watchable(self.watch_kind).check_ids({name: getattr(self, name) for name in self.id_fields})
+
+    def _judge(self, ids: dict[str, str], phase: Phase, status: Any, reason: Any) -> bool:
+        """True when done, False to keep waiting; raises on a failure."""
+        description = watchable(self.watch_kind).describe(ids)
+        if phase is Phase.RUNNING:
+            return False
+        if phase is Phase.SUCCESS or (phase is Phase.PARTIAL and self.allow_partial):
+            return True
+        hint = " Set allow_partial=True to accept partial results." if phase is Phase.PARTIAL else ""
+        raise AirflowFailException(f"{description} ended with status {status}: {reason}.{hint}")
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        ids = self.resource_ids()
+        observation: Observation = read_sync(self.hook, self.watch_kind, ids)
+        self.log.info("%s is %s", watchable(self.watch_kind).describe(ids), observation.status)
+        done = self._judge(ids, observation.phase, observation.status, observation.reason)
+        return (
+            PokeReturnValue(is_done=True, xcom_value={**ids, "status": observation.status}) if done else False
+        )
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        ids = self.resource_ids()
+        first = self.poke(context)
+        if first:
+            return first.xcom_value if isinstance(first, PokeReturnValue) else None
+        self.defer(
+            trigger=PixxelStatusTrigger(
+                kind=self.watch_kind,
+                ids=ids,
+                pixxel_conn_id=self.pixxel_conn_id,
+                poll_interval=self.poke_interval,
+                deadline=time.time() + self.timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + max(60.0, 2 * self.poke_interval)),
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        event = validate_event(event, kind=self.watch_kind, ids=self.resource_ids())
+        ids = event["ids"]
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(
+                event.get("message") or f"{watchable(self.watch_kind).describe(ids)} timed out"
+            )
+        if event["status"] == "error":
+            raise PixxelError(event.get("message") or "the Pixxel trigger reported an error")
+        self._judge(ids, Phase(event["status"]), event.get("remote_status"), event.get("reason"))
+        return {**ids, "status": event.get("remote_status")}

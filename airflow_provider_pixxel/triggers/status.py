@@ -1,0 +1,174 @@
+"""The provider's one polling loop: wait until a Pixxel resource reaches a terminal status.
+
+:class:`PixxelStatusTrigger` runs in the triggerer for deferrable operators and sensors, and inline
+(:func:`wait_inline`) for non-deferrable operators, so every wait behaves the same way:
+
+* one HTTP client per run; each poll goes through the async hook's retry policy;
+* a wall-clock deadline (``time.time()``), with one last poll at the deadline before a timeout is
+  declared;
+* a sleep between polls on every path, errors included (a 500 never turns into a busy loop);
+* state changes logged once each, with progress where the API gives it;
+* an event that :func:`validate_event` checks when the task resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_pixxel.exceptions import (
+    PixxelAuthError,
+    PixxelConfigError,
+    PixxelError,
+    PixxelNotFoundError,
+    PixxelValidationError,
+)
+from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
+from airflow_provider_pixxel.resources import Observation, read_async, watchable
+from airflow_provider_pixxel.statuses import Phase
+
+EVENT_STATUSES = frozenset({"success", "partial", "failure", "timeout", "error"})
+
+# Errors no amount of polling fixes: report them at once instead of polling until the deadline.
+_FATAL_ERRORS = (PixxelAuthError, PixxelNotFoundError, PixxelValidationError, PixxelConfigError)
+
+
+class PixxelStatusTrigger(BaseTrigger):
+    """Poll one Pixxel resource until it is terminal, the deadline passes, or a fatal error occurs.
+
+    :param kind: a key of :data:`airflow_provider_pixxel.resources.WATCHABLES` (``"job"``, ``"order"``...).
+    :param ids: the ids that kind needs, e.g. ``{"workflow_id": ..., "job_id": ...}``.
+    :param pixxel_conn_id: the Airflow connection.
+    :param poll_interval: seconds between polls.
+    :param deadline: wall-clock time (``time.time()``) after which the wait ends with ``timeout``.
+    :param stop_on_kill: cancel the remote work when a user kills the task (insights only: the API
+        offers no other way to stop work).
+    :param project_id: needed by the stop call for insights.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        ids: Mapping[str, str],
+        pixxel_conn_id: str = "pixxel_default",
+        poll_interval: float = 30.0,
+        deadline: float,
+        stop_on_kill: bool = False,
+        project_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.ids = watchable(kind).check_ids(ids)
+        self.pixxel_conn_id = pixxel_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline)
+        self.stop_on_kill = stop_on_kill
+        self.project_id = project_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "kind": self.kind,
+                "ids": dict(self.ids),
+                "pixxel_conn_id": self.pixxel_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "stop_on_kill": self.stop_on_kill,
+                "project_id": self.project_id,
+            },
+        )
+
+    def _event(self, status: str, **fields: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "kind": self.kind, "ids": dict(self.ids), **fields})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        spec = watchable(self.kind)
+        description = spec.describe(self.ids)
+        last: Observation | None = None
+        async with PixxelAsyncHook(self.pixxel_conn_id) as hook:
+            while True:
+                final_poll = time.time() >= self.deadline
+                try:
+                    observation = await read_async(hook, self.kind, self.ids)
+                except _FATAL_ERRORS as error:
+                    yield self._event("error", message=str(error))
+                    return
+                except PixxelError as error:
+                    # Already retried by the hook: log, sleep and poll again until the deadline.
+                    self.log.warning("Could not read %s (will poll again): %s", description, error)
+                else:
+                    if last is None or (observation.status, observation.progress) != (
+                        last.status,
+                        last.progress,
+                    ):
+                        self._log_change(description, observation)
+                    last = observation
+                    if observation.phase.terminal:
+                        yield self._event(observation.phase.value, **observation.as_event())
+                        return
+                if final_poll:
+                    yield self._event(
+                        "timeout",
+                        message=f"{description} is still {last.status if last else 'unknown'!s} "
+                        f"after the wait's deadline",
+                        **(last.as_event() if last else {}),
+                    )
+                    return
+                await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+
+    def _log_change(self, description: str, observation: Observation) -> None:
+        progress = "" if observation.progress is None else f" ({observation.progress:g}%)"
+        self.log.info("%s is %s%s", description, observation.status, progress)
+
+    async def on_kill(self) -> None:
+        if not (self.stop_on_kill and self.kind == "insight"):
+            return
+        async with PixxelAsyncHook(self.pixxel_conn_id) as hook:
+            await hook.delete_insights(self.ids["aoi_id"], self.ids["insight_id"], project_id=self.project_id)
+        self.log.info("Deleted insight %s after the task was killed", self.ids["insight_id"])
+
+
+def validate_event(event: Any, *, kind: str, ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Check a trigger event before acting on it; anything unexpected fails loudly."""
+    if not isinstance(event, Mapping):
+        raise PixxelError(f"Pixxel trigger returned {type(event).__name__} instead of an event dict")
+    status = event.get("status")
+    if status not in EVENT_STATUSES:
+        raise PixxelError(
+            f"Pixxel trigger event has a missing or unknown status {status!r}; expected one of "
+            f"{', '.join(sorted(EVENT_STATUSES))}"
+        )
+    if event.get("kind") != kind:
+        raise PixxelError(f"Pixxel trigger event is for {event.get('kind')!r}, expected {kind!r}")
+    if ids is not None and dict(event.get("ids") or {}) != dict(ids):
+        raise PixxelError(f"Pixxel trigger event is for ids {event.get('ids')}, expected {dict(ids)}")
+    if status in ("success", "partial", "failure") and event.get("phase") != status:
+        raise PixxelError(
+            f"Pixxel trigger event is inconsistent: status {status!r}, phase {event.get('phase')!r}"
+        )
+    return dict(event)
+
+
+async def _first_event(trigger: BaseTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise PixxelError("Pixxel trigger ended without an event")
+
+
+def wait_inline(trigger: PixxelStatusTrigger) -> dict[str, Any]:
+    """Run the trigger's loop in this process (non-deferrable waits) and return its event."""
+    return asyncio.run(_first_event(trigger))
+
+
+def phase_from_event(event: Mapping[str, Any]) -> Phase | None:
+    """The terminal phase an event reports, or None for timeout/error events."""
+    try:
+        return Phase(event["status"])
+    except (KeyError, ValueError):
+        return None

@@ -1,0 +1,150 @@
+"""Catalog search (every page) and cloud deliveries (one wait per delivery) against the simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelWaitTimeoutError
+from airflow_provider_pixxel.operators.catalog import (
+    PixxelCreateDeliveryOperator,
+    PixxelSearchCatalogsOperator,
+    id_list,
+)
+from tests.operators.pixxel_sim import context, fulfilled_order, recurring_item
+from tests.task_runner import DictTaskStateStore, run_task
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, []),
+        ("a", ["a"]),
+        ("a, b,a", ["a", "b"]),
+        ('["a", "b"]', ["a", "b"]),
+        ("['a', 'b']", ["a", "b"]),
+        (("a", "b"), ["a", "b"]),
+    ],
+)
+def test_id_list_reads_what_templates_render(value, expected):
+    assert id_list(value, field="ids") == expected
+
+
+@pytest.mark.parametrize("value", [[1], [""], "[oops", {"a": 1}, ["a,b"]])
+def test_id_list_refuses_non_ids(value):
+    with pytest.raises(PixxelConfigError, match="ids"):
+        id_list(value, field="ids")
+
+
+def test_search_walks_every_page(sim):
+    order = fulfilled_order(sim, [recurring_item(sim, occurrences=3)])
+    op = PixxelSearchCatalogsOperator(
+        task_id="find",
+        order_item_ids=order["order_item_ids"],
+        page_size=2,
+        datetime="2000-01-01T00:00:00Z/..",
+    )
+
+    result = run_task(op, context()).result
+
+    assert sorted(result["catalog_ids"]) == sorted(order["catalog_ids"])
+    assert result["count"] == 3
+    assert len(result["item_ids"]) == 3
+    bodies = [r.body for r in sim.state.requests("POST", "/v0/catalogs/search")]
+    assert [(b["offset"], b["limit"]) for b in bodies] == [(0, 2), (2, 2)]
+    assert all(b["order_item_ids"] == order["order_item_ids"] for b in bodies)
+
+
+def test_search_with_no_match_can_fail(sim):
+    op = PixxelSearchCatalogsOperator(task_id="find", ids=["no-such-catalog"], fail_if_empty=True)
+    with pytest.raises(AirflowFailException, match="No catalogs match"):
+        run_task(op, context())
+
+
+def test_search_refuses_a_bad_bbox_before_any_request(sim):
+    with pytest.raises(PixxelConfigError, match="bbox must be four numbers"):
+        run_task(PixxelSearchCatalogsOperator(task_id="find", bbox=[1, 2, 3]), context())
+    assert sim.state.requests() == []
+
+
+def store_id(handle: Any) -> str:
+    return next(iter(handle.state.stores))
+
+
+def delivery_op(**kwargs: Any) -> PixxelCreateDeliveryOperator:
+    kwargs.setdefault("poll_interval", 0.01)
+    return PixxelCreateDeliveryOperator(task_id="deliver", **kwargs)
+
+
+def test_delivery_of_catalogs_waits_on_each_delivery(sim):
+    order = fulfilled_order(sim, [recurring_item(sim, occurrences=2)])
+
+    result = run_task(
+        delivery_op(catalog_ids=order["catalog_ids"], store_id=store_id(sim), path="pixxel/"), context()
+    ).result
+
+    assert len(result["delivery_ids"]) == 2
+    assert result["statuses"] == ["SUCCESS", "SUCCESS"]
+    assert all(path.endswith(".zip") for path in result["target_paths"])
+    (post,) = sim.state.requests("POST", "/v0/catalogs/deliveries")
+    assert post.body == {
+        "deliveries": [
+            {"catalog_ids": order["catalog_ids"], "cloud_info": {"config": store_id(sim), "path": "pixxel/"}}
+        ]
+    }
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_delivery_of_order_items_waits_until_success(slow_sim, deferrable):
+    order = fulfilled_order(slow_sim, [recurring_item(slow_sim, occurrences=2)])
+
+    run = run_task(
+        delivery_op(
+            order_item_ids=order["order_item_ids"], store_id=store_id(slow_sim), deferrable=deferrable
+        ),
+        context(),
+    )
+
+    assert run.result["statuses"] == ["SUCCESS", "SUCCESS"]
+    # Deferrable: one deferral per delivery still running when its turn comes.
+    assert (len(run.deferrals) >= 1) is deferrable
+
+
+def test_failed_delivery_fails_the_task(sim):
+    order = fulfilled_order(sim)
+    sim.state.scenarios.fail("delivery", message="bucket refused the write")
+
+    with pytest.raises(AirflowFailException, match="FAILED"):
+        run_task(delivery_op(catalog_ids=order["catalog_ids"], store_id=store_id(sim)), context())
+
+
+def test_stalled_delivery_times_out_and_a_retry_does_not_request_it_again(sim):
+    order = fulfilled_order(sim)
+    sim.state.scenarios.stall("delivery")
+    store = DictTaskStateStore()
+
+    for _ in range(2):
+        with pytest.raises(PixxelWaitTimeoutError, match=r"delivery delivery_id=.* was still IN_PROGRESS"):
+            run_task(
+                delivery_op(catalog_ids=order["catalog_ids"], store_id=store_id(sim), timeout=0.05),
+                context(store),
+            )
+
+    assert len(sim.state.requests("POST", "/v0/catalogs/deliveries")) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"catalog_ids": ["c"], "order_item_ids": ["o"]}, "exactly one of catalog_ids or order_item_ids"),
+        ({}, "exactly one of catalog_ids or order_item_ids"),
+        ({"catalog_ids": ["c"], "store_id": " "}, "store_id must be the id of a registered store"),
+    ],
+)
+def test_bad_delivery_requests_are_refused_before_any_request(sim, kwargs, message):
+    kwargs.setdefault("store_id", "store-1")
+    with pytest.raises(PixxelConfigError, match=message):
+        run_task(delivery_op(**kwargs), context())
+    assert sim.state.requests() == []

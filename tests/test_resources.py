@@ -1,0 +1,286 @@
+"""The waitable kinds: reading each one from the simulator with both hooks, and classifying it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError
+from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
+from airflow_provider_pixxel.resources import WATCHABLES, observe, read_async, read_sync, watchable
+from airflow_provider_pixxel.statuses import Phase
+
+# One API object per kind and phase, shaped as the API returns it (FACTS.md §5).
+OBJECTS: dict[str, dict[Phase, dict[str, Any]]] = {
+    "aoi": {
+        Phase.RUNNING: {"aoi_id": "a", "status": "running", "progress": 40},
+        Phase.SUCCESS: {"aoi_id": "a", "status": "success", "progress": 100},
+        Phase.PARTIAL: {"aoi_id": "a", "status": "partial_success", "progress": 100},
+        Phase.FAILURE: {"aoi_id": "a", "status": "failed", "progress": 10},
+    },
+    "visualization": {
+        Phase.RUNNING: {"id": "v", "status": "creating"},
+        Phase.SUCCESS: {"id": "v", "status": "success"},
+        Phase.PARTIAL: {"id": "v", "status": "partial_success"},
+        Phase.FAILURE: {"id": "v", "status": "failed"},
+    },
+    "insight": {
+        Phase.RUNNING: {"id": "i", "status": "running", "progress": 12.5},
+        Phase.SUCCESS: {"id": "i", "status": "completed", "progress": 100},
+        Phase.FAILURE: {"id": "i", "status": "failed", "err_msg": "no valid pixels"},
+    },
+    "aoi_download": {
+        Phase.RUNNING: {"download_id": "d", "status": "SUCCESS", "signed_url": ""},
+        Phase.SUCCESS: {"download_id": "d", "status": "SUCCESS", "signed_url": "https://x/f?sig=secret"},
+        Phase.FAILURE: {"download_id": "d", "status": "failed"},
+    },
+    "catalog_download": {
+        Phase.RUNNING: {"id": "d", "status": "in_progress"},
+        Phase.SUCCESS: {"id": "d", "status": "success", "signed_url": "https://x/f?sig=secret"},
+        Phase.FAILURE: {"id": "d", "status": "failed"},
+    },
+    "delivery": {
+        Phase.RUNNING: {"delivery_id": "d", "status": "IN_PROGRESS"},
+        Phase.SUCCESS: {"delivery_id": "d", "status": "SUCCESSFUL"},
+        Phase.FAILURE: {"delivery_id": "d", "status": "FAILED"},
+    },
+    "job": {
+        Phase.RUNNING: {"id": "j", "status": "running", "progress": "33"},
+        Phase.SUCCESS: {"id": "j", "status": "completed", "progress": "100"},
+        Phase.PARTIAL: {"id": "j", "status": "partially_completed"},
+        Phase.FAILURE: {
+            "id": "j",
+            "status": "failed",
+            "tasks": [{"id": "t1", "name": "cloudmask", "status": "failed", "err_msg": "oom"}],
+        },
+    },
+    "order_item": {
+        Phase.RUNNING: {"id": "o", "status": "ACTIVE"},
+        Phase.SUCCESS: {"id": "o", "status": "FULFILLED"},
+        Phase.PARTIAL: {"id": "o", "status": "PARTIALLY_FULFILLED"},
+        Phase.FAILURE: {"id": "o", "status": "CANCELLED"},
+    },
+    "job_package": {
+        Phase.RUNNING: {"id": "p", "status": "pending"},
+        Phase.SUCCESS: {"id": "p", "status": "ready", "signed_url": "https://x/f?sig=secret"},
+        Phase.FAILURE: {"id": "p", "status": "failed"},
+    },
+}
+OBJECTS["task_package"] = OBJECTS["insight_package"] = OBJECTS["job_package"]
+IDS: dict[str, dict[str, str]] = {
+    kind: {name: f"{name}-1" for name in spec.id_names} for kind, spec in WATCHABLES.items()
+}
+PHASE_CASES = [(kind, phase) for kind, phases in OBJECTS.items() for phase in phases]
+
+
+@pytest.mark.parametrize(("kind", "phase"), PHASE_CASES, ids=[f"{k}-{p.value}" for k, p in PHASE_CASES])
+def test_observe_classifies_each_phase(kind: str, phase: Phase) -> None:
+    observation = observe(kind, OBJECTS[kind][phase], IDS[kind])
+
+    assert observation.phase is phase
+    assert observation.status == OBJECTS[kind][phase]["status"]
+    if phase in (Phase.FAILURE, Phase.PARTIAL):
+        assert observation.reason
+    else:
+        assert observation.reason is None
+    # Observations travel in trigger events stored in the metadata DB: no signed URL in them.
+    assert "secret" not in repr(observation.as_event())
+
+
+def test_observe_keeps_progress_of_every_type() -> None:
+    assert observe("job", OBJECTS["job"][Phase.RUNNING], IDS["job"]).progress == 33.0
+    assert observe("insight", OBJECTS["insight"][Phase.RUNNING], IDS["insight"]).progress == 12.5
+    assert observe("aoi", {"status": "running", "progress": "n/a"}, IDS["aoi"]).progress is None
+
+
+def test_observe_names_failed_tasks_and_err_msg() -> None:
+    failed_job = observe("job", OBJECTS["job"][Phase.FAILURE], IDS["job"])
+    failed_insight = observe("insight", OBJECTS["insight"][Phase.FAILURE], IDS["insight"])
+
+    assert "cloudmask" in str(failed_job.reason)
+    assert "no valid pixels" in str(failed_insight.reason)
+
+
+def test_observe_treats_a_deleted_insight_as_failed() -> None:
+    deleted = {"id": "i", "status": "completed", "deleted_at": "2025-01-01T00:00:00Z"}
+    assert observe("insight", deleted, IDS["insight"]).phase is Phase.FAILURE
+
+
+def test_observe_of_a_missing_object_is_not_found() -> None:
+    with pytest.raises(PixxelNotFoundError, match="insight"):
+        observe("insight", None, IDS["insight"])
+
+
+def _order(*statuses: str) -> dict[str, Any]:
+    return {
+        "id": "order-1",
+        "status": "PAID",
+        "order_items": [{"id": f"item-{n}", "status": status} for n, status in enumerate(statuses)],
+    }
+
+
+@pytest.mark.parametrize(
+    ("statuses", "phase"),
+    [
+        (("FULFILLED", "FULFILLED"), Phase.SUCCESS),
+        (("FULFILLED", "ACTIVE"), Phase.RUNNING),
+        (("FAILED", "ACTIVE"), Phase.RUNNING),
+        (("FULFILLED", "PARTIALLY_FULFILLED"), Phase.PARTIAL),
+        (("PARTIALLY_FULFILLED", "CANCELLED"), Phase.FAILURE),
+        ((), Phase.RUNNING),
+    ],
+)
+def test_an_order_is_done_when_every_item_is(statuses: tuple[str, ...], phase: Phase) -> None:
+    observation = observe("order", _order(*statuses), {"order_id": "order-1"})
+
+    assert observation.phase is phase
+    assert observation.detail["order_item_ids"] == [f"item-{n}" for n in range(len(statuses))]
+    assert observation.detail["order_status"] == "PAID"
+
+
+def test_a_failed_order_names_each_failed_item() -> None:
+    observation = observe("order", _order("FULFILLED", "CANCELLED", "FAILED"), {"order_id": "order-1"})
+
+    assert observation.phase is Phase.FAILURE
+    assert "item-1 CANCELLED" in str(observation.reason)
+    assert "item-2 FAILED" in str(observation.reason)
+    assert "item-0" not in str(observation.reason)
+    assert observation.status == "2 failure, 1 success"
+
+
+def test_check_ids_names_the_missing_ids() -> None:
+    with pytest.raises(PixxelConfigError, match="missing or empty: job_id"):
+        watchable("job").check_ids({"workflow_id": "w", "job_id": " "})
+    assert watchable("job").check_ids({"workflow_id": " w ", "job_id": "j", "extra": "x"}) == {
+        "workflow_id": "w",
+        "job_id": "j",
+    }
+
+
+def test_an_unknown_kind_lists_the_known_ones() -> None:
+    with pytest.raises(PixxelConfigError, match="aoi, aoi_download"):
+        watchable("jobs")
+
+
+# -- every kind read from the simulator with both hooks ------------------------------------------
+
+
+def _box(bbox: list[float]) -> dict[str, Any]:
+    west, south, east, north = bbox
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _ordered_item(sim: Any, hook: PixxelHook) -> dict[str, str]:
+    state = sim.state
+    item = next(i for i in state.items.values() if i["collection"] == "pixxel-td2")
+    order = hook.create_order(
+        order_items=[
+            {
+                "project_id": next(iter(state.projects)),
+                "usecase": "resource tests",
+                "geometry": {
+                    "type": "FeatureCollection",
+                    "features": [{"type": "Feature", "properties": {}, "geometry": _box(item["bbox"])}],
+                },
+                "item_ids": [item["id"]],
+            }
+        ]
+    )
+    order_item_id = order["order_items"][0]["id"]
+    # Read until fulfilled (instant pace: the first read after creation is terminal).
+    hook.get_order_item(order_item_id)
+    return {"order_id": order["id"], "order_item_id": order_item_id}
+
+
+def _job(sim: Any, hook: PixxelHook) -> dict[str, str]:
+    workflow_id = next(iter(sim.state.workflows))
+    job = hook.create_job(workflow_id)
+    hook.get_job(workflow_id, job["id"])
+    return {"workflow_id": workflow_id, "job_id": job["id"]}
+
+
+def _insight(sim: Any, hook: PixxelHook) -> dict[str, str]:
+    aoi_id = next(iter(sim.state.aois))
+    created = hook.create_insights(
+        aoi_id,
+        block={"name": "waterbodydetection", "version": "2.0.1"},
+        input=[
+            {
+                "name": "input_image",
+                "format": "raster",
+                "type": "url",
+                "stac_url": "https://stac.example/item",
+            },
+            {"name": "threshold", "format": "number", "type": "number", "value": "0.3"},
+        ],
+    )
+    hook.list_insights(aoi_id, id=created["id"])
+    return {"aoi_id": aoi_id, "insight_id": created["id"]}
+
+
+def _ids_for(kind: str, sim: Any, hook: PixxelHook) -> dict[str, str]:
+    state = sim.state
+    aoi_id = next(iter(state.aois))
+    if kind == "aoi":
+        return {"aoi_id": aoi_id}
+    if kind == "visualization":
+        return {"aoi_id": aoi_id, "visualization_id": next(iter(state.visualizations))}
+    if kind == "insight":
+        return _insight(sim, hook)
+    if kind == "insight_package":
+        ids = _insight(sim, hook)
+        hook.download_insights(ids["aoi_id"], ids["insight_id"])
+        return ids
+    if kind == "aoi_download":
+        asset_ids = [a["id"] for a in state.assets.values() if a["aoi_id"] == aoi_id][:1]
+        return {
+            "aoi_id": aoi_id,
+            "download_id": hook.create_aoi_download(aoi_id, asset_ids=asset_ids)["download_id"],
+        }
+    if kind in ("job", "job_package", "task_package"):
+        ids = _job(sim, hook)
+        if kind == "job_package":
+            hook.download_job(ids["workflow_id"], ids["job_id"])
+        if kind == "task_package":
+            ids["task_id"] = hook.get_job(ids["workflow_id"], ids["job_id"])["tasks"][0]["id"]
+            hook.download_task(ids["workflow_id"], ids["job_id"], ids["task_id"])
+        return ids
+    ordered = _ordered_item(sim, hook)
+    if kind in ("order", "order_item"):
+        return ordered
+    if kind == "catalog_download":
+        created = hook.create_catalog_download(order_item_ids=[ordered["order_item_id"]])
+        return {"download_id": created["id"]}
+    assert kind == "delivery"
+    store_id = next(iter(state.stores))
+    created = hook.create_deliveries(
+        deliveries=[{"order_item_ids": [ordered["order_item_id"]], "cloud_info": {"config": store_id}}]
+    )
+    return {"delivery_id": created["deliveries"][0]["delivery_id"]}
+
+
+@pytest.mark.parametrize("kind", sorted(WATCHABLES))
+def test_every_kind_is_read_with_both_hooks(sim: Any, kind: str) -> None:
+    with PixxelHook() as hook:
+        ids = watchable(kind).check_ids(_ids_for(kind, sim, hook))
+        synced = read_sync(hook, kind, ids)
+
+    async def read() -> Any:
+        async with PixxelAsyncHook() as async_hook:
+            return await read_async(async_hook, kind, ids)
+
+    awaited = asyncio.run(read())
+
+    assert synced.phase is Phase.SUCCESS, synced
+    assert awaited.phase is Phase.SUCCESS, awaited
+    assert awaited.status == synced.status
+
+
+def test_reading_a_missing_resource_is_not_found(sim: Any) -> None:
+    aoi_id = next(iter(sim.state.aois))
+    with PixxelHook() as hook, pytest.raises(PixxelNotFoundError):
+        read_sync(hook, "insight", {"aoi_id": aoi_id, "insight_id": "no-such-insight"})
