@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -40,3 +42,8 @@ class ResumableJobMixin:
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         raise NotImplementedError
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``, read when a task is built (not once at import)."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)

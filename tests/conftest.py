@@ -15,6 +15,8 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="pixxel-tests-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# dag.test() syncs DAGs from the dags folder: the example DAGs are that folder.
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "example_dags")
 
 # The simulator's fixtures (pixxel_simulator, pixxel_simulator_session, pixxel_connection) for every test.
 pytest_plugins = ["airflow_provider_pixxel.simulator.pytest_plugin"]

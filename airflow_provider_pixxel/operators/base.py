@@ -17,8 +17,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
+from airflow_provider_pixxel.compat import default_deferrable
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelWaitTimeoutError
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.resources import read_sync, watchable
@@ -75,7 +76,7 @@ class PixxelWaitingOperator(PixxelBaseOperator):
         wait_for_completion: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         allow_partial: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -83,7 +84,7 @@ class PixxelWaitingOperator(PixxelBaseOperator):
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.allow_partial = allow_partial
 
     # -- to implement --------------------------------------------------------------------------------

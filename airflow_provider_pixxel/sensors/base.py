@@ -19,9 +19,9 @@ from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
     BaseSensorOperator,
     PokeReturnValue,
-    conf,
 )
 
+from airflow_provider_pixxel.compat import default_deferrable
 from airflow_provider_pixxel.exceptions import PixxelError
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.resources import Observation, read_sync, watchable
@@ -51,13 +51,13 @@ class PixxelStatusSensor(BaseSensorOperator):
         *,
         pixxel_conn_id: str = PixxelHook.default_conn_name,
         allow_partial: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.pixxel_conn_id = pixxel_conn_id
         self.allow_partial = allow_partial
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     @cached_property
     def hook(self) -> PixxelHook:
