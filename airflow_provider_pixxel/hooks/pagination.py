@@ -1,7 +1,8 @@
 """Walking the Pixxel API's paginated results, one page in memory at a time.
 
-Every offset-based style (FACTS.md §4) goes through :func:`iter_offset_pages`; what differs between
-them is only how a page is read, which the ``*_page`` readers below describe:
+Every offset-based style (FACTS.md §4) goes through :func:`iter_offset_pages` (or its async twin
+:func:`aiter_offset_pages`; both follow :class:`OffsetWalk`); what differs between them is only how a
+page is read, which the ``*_page`` readers below describe:
 
 * ``{<items>: [...], pagination: {limit, offset, total}}`` (AOIs, indices, visualizations, assets,
   workflows, orders, order items, catalog search): :func:`paginated_list_page`;
@@ -11,7 +12,7 @@ them is only how a page is read, which the ``*_page`` readers below describe:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -98,6 +99,49 @@ def check_page_size(page_size: int, *, maximum: int | None = None) -> int:
     return page_size
 
 
+class OffsetWalk:
+    """Where an offset/limit walk stands, and when it is over: the one paging rule of both pagers.
+
+    Ask for ``limit`` items at ``offset`` until ``done``; hand each page read to :meth:`advance`.
+    Walking stops at the first empty page; otherwise at the server's ``total`` when it gives one, at
+    the first page without a next link once earlier pages had one, and else at the first page
+    shorter than ``limit``. The next offset counts the items actually received (or takes the offset
+    the server's next link names), so a server that caps ``limit`` below the page size skips nothing
+    when it reports a total.
+    """
+
+    def __init__(self, page_size: int = DEFAULT_PAGE_SIZE) -> None:
+        self.limit = check_page_size(page_size)
+        self.offset = 0
+        self.done = False
+        self._server_links_pages = False
+
+    def advance(self, page: OffsetPage) -> None:
+        """Move past ``page``: set the next ``offset``, or ``done`` when it was the last page."""
+        count = len(page.items)
+        if count == 0:
+            self.done = True
+            return
+        if page.next_offset is not None and page.next_offset > self.offset:
+            following = page.next_offset
+        else:
+            following = self.offset + count
+        if page.total is not None:
+            finished = following >= page.total
+        elif page.more is not None:
+            finished = not page.more
+            self._server_links_pages = True
+        elif self._server_links_pages:
+            # A server that linked its earlier pages marks the last one by leaving the link out.
+            finished = True
+        else:
+            finished = count < self.limit
+        if finished:
+            self.done = True
+        else:
+            self.offset = following
+
+
 def iter_offset_pages(
     fetch: Callable[[int, int], Any],
     read_page: Callable[[Any], OffsetPage],
@@ -106,35 +150,26 @@ def iter_offset_pages(
 ) -> Iterator[Any]:
     """Every item of an offset/limit-paginated result, fetching the next page only when needed.
 
-    ``fetch(offset, limit)`` returns one raw page. Walking stops at the first empty page; otherwise
-    at the server's ``total`` when it gives one, at the first page without a next link once earlier
-    pages had one, and else at the first page shorter than ``page_size``. The next offset counts the
-    items actually received, so a server that caps ``limit`` below ``page_size`` skips nothing when it
-    reports a total.
+    ``fetch(offset, limit)`` returns one raw page; :class:`OffsetWalk` decides where to go next and
+    when to stop.
     """
-    check_page_size(page_size)
-    offset = 0
-    server_links_pages = False
-    while True:
-        page = read_page(fetch(offset, page_size))
-        count = len(page.items)
+    walk = OffsetWalk(page_size)
+    while not walk.done:
+        page = read_page(fetch(walk.offset, walk.limit))
         yield from page.items
-        if count == 0:
-            return
-        if page.next_offset is not None and page.next_offset > offset:
-            following = page.next_offset
-        else:
-            following = offset + count
-        if page.total is not None:
-            finished = following >= page.total
-        elif page.more is not None:
-            finished = not page.more
-            server_links_pages = True
-        elif server_links_pages:
-            # A server that linked its earlier pages marks the last one by leaving the link out.
-            finished = True
-        else:
-            finished = count < page_size
-        if finished:
-            return
-        offset = following
+        walk.advance(page)
+
+
+async def aiter_offset_pages(
+    fetch: Callable[[int, int], Awaitable[Any]],
+    read_page: Callable[[Any], OffsetPage],
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> AsyncIterator[Any]:
+    """:func:`iter_offset_pages` for a coroutine ``fetch(offset, limit)``, e.g. a ``PixxelAsyncHook`` call."""
+    walk = OffsetWalk(page_size)
+    while not walk.done:
+        page = read_page(await fetch(walk.offset, walk.limit))
+        for item in page.items:
+            yield item
+        walk.advance(page)

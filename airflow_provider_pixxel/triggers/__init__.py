@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _MODULE_OF: dict[str, str] = {
+    "PixxelNewCatalogTrigger": "catalog",
     "PixxelStatusTrigger": "status",
 }
 

@@ -27,7 +27,6 @@ from airflow_provider_pixxel.exceptions import (
     PixxelNotFoundError,
     PixxelValidationError,
 )
-from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
 from airflow_provider_pixxel.resources import Observation, read_async, watchable
 from airflow_provider_pixxel.statuses import Phase
 
@@ -91,6 +90,9 @@ class PixxelStatusTrigger(BaseTrigger):
         spec = watchable(self.kind)
         description = spec.describe(self.ids)
         last: Observation | None = None
+        # Imported here: DAG files import this module (through operators) and never need httpx.
+        from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
+
         async with PixxelAsyncHook(self.pixxel_conn_id) as hook:
             while True:
                 final_poll = time.time() >= self.deadline
@@ -129,6 +131,8 @@ class PixxelStatusTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         if not (self.stop_on_kill and self.kind == "insight"):
             return
+        from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
+
         async with PixxelAsyncHook(self.pixxel_conn_id) as hook:
             await hook.delete_insights(self.ids["aoi_id"], self.ids["insight_id"], project_id=self.project_id)
         self.log.info("Deleted insight %s after the task was killed", self.ids["insight_id"])

@@ -14,6 +14,8 @@ import requests_mock as requests_mock_module
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.hooks.pagination import (
     OffsetPage,
+    OffsetWalk,
+    aiter_offset_pages,
     check_page_size,
     feature_collection_page,
     iter_offset_pages,
@@ -169,6 +171,75 @@ def test_readers() -> None:
     assert feature_collection_page(
         {"features": [1], "links": [{"rel": "next", "href": "https://x/p/2"}]}
     ) == OffsetPage([1], more=True)
+
+
+# -- the async pager: the same walk over a coroutine fetch ------------------------------------------------
+
+# (pages served in turn, page_size, items expected, (offset, limit) asked for): one case per stop rule.
+WALKS = [
+    (
+        [OffsetPage([1, 2], total=5), OffsetPage([3, 4], total=5), OffsetPage([5], total=5)],
+        2,
+        [1, 2, 3, 4, 5],
+        [(0, 2), (2, 2), (4, 2)],
+    ),
+    ([OffsetPage([1, 2], total=10), OffsetPage([], total=10)], 2, [1, 2], [(0, 2), (2, 2)]),
+    ([OffsetPage([1, 2, 3]), OffsetPage([4])], 3, [1, 2, 3, 4], [(0, 3), (3, 3)]),
+    ([OffsetPage([1], more=True, next_offset=5), OffsetPage([6])], 3, [1, 6], [(0, 3), (5, 3)]),
+    ([OffsetPage([1, 2], more=True), OffsetPage([3, 4])], 2, [1, 2, 3, 4], [(0, 2), (2, 2)]),
+    ([OffsetPage([1, 2], total=4), OffsetPage([3, 4], total=4)], 100, [1, 2, 3, 4], [(0, 100), (2, 100)]),
+]
+
+
+@pytest.mark.parametrize(("pages", "page_size", "items", "requests"), WALKS)
+async def test_async_pager_walks_exactly_like_the_sync_one(
+    pages: list[OffsetPage], page_size: int, items: list[int], requests: list[tuple[int, int]]
+) -> None:
+    async_calls: list[tuple[int, int]] = []
+
+    async def fetch(offset: int, limit: int) -> OffsetPage:
+        async_calls.append((offset, limit))
+        return pages[len(async_calls) - 1]
+
+    assert [item async for item in aiter_offset_pages(fetch, lambda page: page, page_size=page_size)] == items
+    assert async_calls == requests
+
+    sync_fetch, sync_calls = pages_from(pages)
+    assert list(iter_offset_pages(sync_fetch, lambda page: page, page_size=page_size)) == items
+    assert sync_calls == requests
+
+
+async def test_async_pager_fetches_lazily() -> None:
+    calls: list[tuple[int, int]] = []
+
+    async def fetch(offset: int, limit: int) -> dict[str, Any]:
+        calls.append((offset, limit))
+        return {"catalogs": [offset, offset + 1], "pagination": {"total": 4}}
+
+    items = aiter_offset_pages(fetch, paginated_list_page("catalogs"), page_size=2)
+    assert calls == []
+    assert [await anext(items), await anext(items)] == [0, 1]
+    assert calls == [(0, 2)]
+    assert [item async for item in items] == [2, 3]
+    assert calls == [(0, 2), (2, 2)]
+
+
+async def test_async_pager_checks_the_page_size_before_fetching() -> None:
+    async def fetch(offset: int, limit: int) -> Any:
+        raise AssertionError("nothing may be fetched with a bad page size")
+
+    with pytest.raises(PixxelConfigError, match="page_size"):
+        [item async for item in aiter_offset_pages(fetch, lambda page: page, page_size=0)]
+
+
+def test_offset_walk_state() -> None:
+    walk = OffsetWalk(page_size=2)
+    assert (walk.offset, walk.limit, walk.done) == (0, 2, False)
+    walk.advance(OffsetPage([1, 2], total=3))
+    assert (walk.offset, walk.done) == (2, False)
+    walk.advance(OffsetPage([3], total=3))
+    assert walk.done
+    assert walk.offset == 2  # the last page asked for; no further offset is invented
 
 
 # -- the hook's iterators -------------------------------------------------------------------------------
