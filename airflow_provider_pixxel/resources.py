@@ -8,16 +8,23 @@ hook (sensor pokes, an operator's first check) and the async hook (the trigger's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelNotFoundError
 from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
 from airflow_provider_pixxel.statuses import Phase, Resource, failure_reason, phase_of
 
 Ids = Mapping[str, str]
 Fetch = Callable[[PixxelPollingOperations[Any], Ids], Any]
+
+log = logging.getLogger(__name__)
+
+# Lists carried in a watch's ids (e.g. an insight package's chosen outputs) are joined with this, so
+# ids stay a flat JSON-able mapping of strings that triggers serialize and task_state_store keeps.
+LIST_SEPARATOR = ","
 
 
 def _first_match(key: str, id_field: str, id_name: str) -> Callable[[Any, Ids], Mapping[str, Any] | None]:
@@ -36,6 +43,17 @@ def _whole(answer: Any, ids: Ids) -> Mapping[str, Any] | None:
     return answer if isinstance(answer, Mapping) else None
 
 
+def param_list(ids: Ids, name: str) -> list[str] | None:
+    """A list param carried in ``ids`` (see :attr:`Watchable.params`), or None when absent."""
+    parts = [part.strip() for part in str(ids.get(name) or "").split(LIST_SEPARATOR) if part.strip()]
+    return parts or None
+
+
+def insight_selection(ids: Ids) -> dict[str, list[str] | None]:
+    """The ``inputs``/``outputs`` an insight package was requested with, to re-send on every read."""
+    return {"inputs": param_list(ids, "inputs"), "outputs": param_list(ids, "outputs")}
+
+
 @dataclass(frozen=True)
 class Watchable:
     """One kind of remote resource that operators, sensors and triggers wait on."""
@@ -46,17 +64,26 @@ class Watchable:
     id_names: tuple[str, ...]
     fetch: Fetch
     extract: Callable[[Any, Ids], Mapping[str, Any] | None] = _whole
-    web_path: str | None = None
+    #: Optional values a watch carries beside its ids and every read re-sends (list values are
+    #: joined with :data:`LIST_SEPARATOR`). Absent or empty ones are dropped.
+    params: tuple[str, ...] = ()
 
     def check_ids(self, ids: Mapping[str, Any]) -> dict[str, str]:
-        """The ids this kind needs, as strings; a clear error naming any that is missing."""
+        """The ids (and given params) this kind needs, as strings; a clear error naming any missing."""
         missing = [name for name in self.id_names if not str(ids.get(name) or "").strip()]
         if missing:
             raise PixxelConfigError(
                 f"waiting on a {self.label} needs {', '.join(self.id_names)}; missing or empty: "
                 f"{', '.join(missing)}"
             )
-        return {name: str(ids[name]).strip() for name in self.id_names}
+        checked = {name: str(ids[name]).strip() for name in self.id_names}
+        for name in self.params:
+            value = ids.get(name)
+            if isinstance(value, (list, tuple)):
+                value = LIST_SEPARATOR.join(str(part).strip() for part in value)
+            if value is not None and str(value).strip():
+                checked[name] = str(value).strip()
+        return checked
 
     def describe(self, ids: Ids) -> str:
         return f"{self.label} " + " / ".join(f"{name}={ids[name]}" for name in self.id_names)
@@ -144,7 +171,11 @@ WATCHABLES: dict[str, Watchable] = {
             "insight download package",
             Resource.DOWNLOAD_PACKAGE,
             ("aoi_id", "insight_id"),
-            lambda ops, ids: ops.download_insights(ids["aoi_id"], ids["insight_id"]),
+            # The package depends on the selection: a read without it would check (or start) another.
+            lambda ops, ids: ops.download_insights(
+                ids["aoi_id"], ids["insight_id"], **insight_selection(ids)
+            ),
+            params=("inputs", "outputs"),
         ),
     )
 }
@@ -202,20 +233,46 @@ def _order_observation(order: Mapping[str, Any]) -> Observation:
     counts: dict[str, int] = {}
     for item_phase in phases.values():
         counts[item_phase.value] = counts.get(item_phase.value, 0) + 1
-    summary = ", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "no order items"
-    failed = [item for item in items if phases[str(item.get("id"))] is Phase.FAILURE]
-    reason = None
-    if failed:
-        reason = "; ".join(
-            f"order item {item.get('id')} {item.get('status')}: {failure_reason(item)}" for item in failed
-        )
+    summary = "order items: " + (", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "none yet")
+    unfinished = [item for item in items if phases[str(item.get("id"))] in (Phase.FAILURE, Phase.PARTIAL)]
     return Observation(
         phase=phase,
         status=summary,
         progress=None,
-        reason=reason,
-        detail={"order_item_ids": list(phases), "order_status": order.get("status")},
+        reason=order_item_reasons(unfinished) if phase in (Phase.FAILURE, Phase.PARTIAL) else None,
+        detail={
+            "order_item_ids": list(phases),
+            "order_status": order.get("status"),
+            "unfinished_order_item_ids": [str(item.get("id")) for item in unfinished],
+        },
     )
+
+
+def order_item_reasons(items: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why each failed or partial order item ended so: ``order item <id> <STATUS>: <reason>``."""
+    reasons = [
+        f"order item {item.get('id')} {item.get('status')}: {failure_reason(item, Resource.ORDER_ITEM)}"
+        for item in items
+        if phase_of(Resource.ORDER_ITEM, item) in (Phase.FAILURE, Phase.PARTIAL)
+    ]
+    return "; ".join(reasons) or None
+
+
+def _items_to_explain(kind: str, observation: Observation) -> list[str]:
+    """Order items whose own record must be read for a reason: ``GET /v0/orders/{id}`` gives none."""
+    if kind != "order" or observation.phase not in (Phase.FAILURE, Phase.PARTIAL):
+        return []
+    return [str(item_id) for item_id in observation.detail.get("unfinished_order_item_ids") or []]
+
+
+def _explained(observation: Observation, items: list[Any]) -> Observation:
+    reason = order_item_reasons([item for item in items if isinstance(item, Mapping)])
+    return replace(observation, reason=reason) if reason else observation
+
+
+def _unreadable_item(item_id: str, error: PixxelError) -> None:
+    # The outcome is already known; a missing reason must not turn it into a polling error.
+    log.warning("Could not read order item %s for its failure reason: %s", item_id, error)
 
 
 def observe(kind: str, obj: Mapping[str, Any] | None, ids: Ids) -> Observation:
@@ -232,7 +289,7 @@ def observe(kind: str, obj: Mapping[str, Any] | None, ids: Ids) -> Observation:
         return _order_observation(obj)
     phase = phase_of(spec.resource, obj)
     status = obj.get("status")
-    reason = failure_reason(obj) if phase in (Phase.FAILURE, Phase.PARTIAL) else None
+    reason = failure_reason(obj, spec.resource) if phase in (Phase.FAILURE, Phase.PARTIAL) else None
     # Signed URLs stay out: observations travel in trigger events, which the metadata DB stores.
     detail: dict[str, Any] = {"has_signed_url": bool(obj.get("signed_url"))} if "signed_url" in obj else {}
     for key in ("target_path", "cost", "estimated_duration", "estimated_time_in_min"):
@@ -248,12 +305,26 @@ def observe(kind: str, obj: Mapping[str, Any] | None, ids: Ids) -> Observation:
 
 
 def read_sync(hook: PixxelPollingOperations[Any], kind: str, ids: Ids) -> Observation:
-    """Read and classify a resource with the sync hook."""
+    """Read and classify a resource with the sync hook (a failed order's items are read for reasons)."""
     spec = watchable(kind)
-    return observe(kind, spec.extract(spec.fetch(hook, ids), ids), ids)
+    observation = observe(kind, spec.extract(spec.fetch(hook, ids), ids), ids)
+    items: list[Any] = []
+    for item_id in _items_to_explain(kind, observation):
+        try:
+            items.append(hook.get_order_item(item_id))
+        except PixxelError as error:
+            _unreadable_item(item_id, error)
+    return _explained(observation, items)
 
 
 async def read_async(hook: PixxelPollingOperations[Any], kind: str, ids: Ids) -> Observation:
-    """Read and classify a resource with the async hook."""
+    """Read and classify a resource with the async hook (a failed order's items are read for reasons)."""
     spec = watchable(kind)
-    return observe(kind, spec.extract(await spec.fetch(hook, ids), ids), ids)
+    observation = observe(kind, spec.extract(await spec.fetch(hook, ids), ids), ids)
+    items: list[Any] = []
+    for item_id in _items_to_explain(kind, observation):
+        try:
+            items.append(await hook.get_order_item(item_id))
+        except PixxelError as error:
+            _unreadable_item(item_id, error)
+    return _explained(observation, items)

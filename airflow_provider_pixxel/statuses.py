@@ -187,23 +187,66 @@ def phase_of(resource: Resource, payload: Mapping[str, Any]) -> Phase:
     return phase
 
 
-def failure_reason(payload: Mapping[str, Any]) -> str:
-    """The remote reason for a failure, from whatever fields the resource carries."""
-    parts: list[str] = []
-    for key in ("err_msg", "failure_type", "state_msg", "message"):
-        if _has_text(payload.get(key)):
-            parts.append(f"{key}={payload[key].strip()}")
-    for key in ("val_errors", "validation_errors"):
-        errors = payload.get(key)
-        if errors:
-            parts.append(f"{key}={errors}")
+_REASON_FIELDS = ("err_msg", "failure_type", "state_msg", "message")
+_VAL_ERROR_FIELDS = ("component_name", "from", "to", "err", "reason")
+# Reasons end up in task logs and exception texts: a runaway stack trace must not drown the rest.
+MAX_REASON_TEXT = 200
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= MAX_REASON_TEXT else text[: MAX_REASON_TEXT - 1] + "…"
+
+
+def _val_error_text(error: Any) -> str:
+    if not isinstance(error, Mapping):
+        return _short(error)
+    parts = [f"{key}={_short(error[key])}" for key in _VAL_ERROR_FIELDS if error.get(key)]
+    if parts:
+        return "(" + ", ".join(parts) + ")"
+    # Order items give ``{"<field>": ["<problem>", ...]}``.
+    return ", ".join(
+        f"{field}: {_short('; '.join(map(str, problems)) if isinstance(problems, list) else problems)}"
+        for field, problems in error.items()
+    )
+
+
+def describe_val_errors(val_errors: Any) -> str:
+    """Validation errors of a workflow or job (``[{component_name, err, reason...}]``), one entry each."""
+    if not isinstance(val_errors, (list, tuple)):
+        val_errors = [val_errors]
+    return "; ".join(_val_error_text(error) for error in val_errors)
+
+
+def _task_failure(task: Mapping[str, Any], task_resource: Resource) -> str:
+    name = str(task.get("name") or task.get("id"))
+    details = [f"{key}={_short(task[key])}" for key in _REASON_FIELDS if _has_text(task.get(key))]
+    if task_resource is Resource.ORDER_ITEM_TASK:
+        # Capture/archive tasks carry no error text; their status (EXPIRED, CANCELLED...) and type are it.
+        details = [str(value) for value in (task.get("type"), task.get("status")) if value] + details
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+def failure_reason(payload: Mapping[str, Any], resource: Resource | None = None) -> str:
+    """The remote reason for a failure, from whatever fields the resource carries, kept short.
+
+    Failed sub-tasks are named with their own ``err_msg``/``failure_type``/``state_msg``. An order
+    item's ``tasks`` are capture/archive tasks (``FAILED``, ``EXPIRED``...), classified with their own
+    table; any other resource's ``tasks`` are workflow tasks.
+    """
+    parts = [f"{key}={_short(payload[key])}" for key in _REASON_FIELDS if _has_text(payload.get(key))]
+    if payload.get("val_errors"):
+        parts.append(f"val_errors: {describe_val_errors(payload['val_errors'])}")
+    if payload.get("validation_errors"):
+        parts.append(f"validation_errors: {describe_val_errors(payload['validation_errors'])}")
+    task_resource = Resource.ORDER_ITEM_TASK if resource is Resource.ORDER_ITEM else Resource.JOB_TASK
     failed_tasks = [
-        str(task.get("name") or task.get("id"))
+        _task_failure(task, task_resource)
         for task in payload.get("tasks") or []
         if isinstance(task, Mapping)
         and task.get("status") is not None
-        and classify(Resource.JOB_TASK, task.get("status")) is Phase.FAILURE
+        and phase_of(task_resource, task) is Phase.FAILURE
     ]
     if failed_tasks:
-        parts.append(f"failed tasks: {', '.join(failed_tasks)}")
+        parts.append(f"failed tasks: {'; '.join(failed_tasks)}")
     return "; ".join(parts) or "no reason given by the API"

@@ -148,7 +148,7 @@ def test_a_failed_order_names_each_failed_item() -> None:
     assert "item-1 CANCELLED" in str(observation.reason)
     assert "item-2 FAILED" in str(observation.reason)
     assert "item-0" not in str(observation.reason)
-    assert observation.status == "2 failure, 1 success"
+    assert observation.status == "order items: 2 failure, 1 success"
 
 
 def test_check_ids_names_the_missing_ids() -> None:
@@ -284,3 +284,113 @@ def test_reading_a_missing_resource_is_not_found(sim: Any) -> None:
     aoi_id = next(iter(sim.state.aois))
     with PixxelHook() as hook, pytest.raises(PixxelNotFoundError):
         read_sync(hook, "insight", {"aoi_id": aoi_id, "insight_id": "no-such-insight"})
+
+
+# -- params carried with the ids; reasons read from a failed order's items ------------------------------
+
+
+class RecordingOperations:
+    """Answers the two reads these tests need and records every call (sync flavour)."""
+
+    def __init__(self, order: dict[str, Any], items: dict[str, Any]) -> None:
+        self.order = order
+        self.items = items
+        self.calls: list[tuple[str, Any, Any]] = []
+
+    def get_order(self, order_id: str) -> Any:
+        self.calls.append(("get_order", order_id, None))
+        return self.order
+
+    def get_order_item(self, order_item_id: str) -> Any:
+        self.calls.append(("get_order_item", order_item_id, None))
+        found = self.items[order_item_id]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def download_insights(self, aoi_id: str, insight_id: str, **selection: Any) -> Any:
+        self.calls.append(("download_insights", (aoi_id, insight_id), selection))
+        return {"status": "ready", "signed_url": "https://files/x.zip?sig=1"}
+
+
+class AsyncRecordingOperations(RecordingOperations):
+    async def get_order(self, order_id: str) -> Any:  # type: ignore[override]
+        return RecordingOperations.get_order(self, order_id)
+
+    async def get_order_item(self, order_item_id: str) -> Any:  # type: ignore[override]
+        return RecordingOperations.get_order_item(self, order_item_id)
+
+
+def test_check_ids_keeps_given_params_as_strings_and_drops_empty_ones() -> None:
+    spec = watchable("insight_package")
+    assert spec.check_ids({"aoi_id": "a", "insight_id": "i", "inputs": ["s2", " dem "], "outputs": ""}) == {
+        "aoi_id": "a",
+        "insight_id": "i",
+        "inputs": "s2,dem",
+    }
+    # Kinds without params keep only their ids.
+    assert watchable("aoi").check_ids({"aoi_id": "a", "inputs": "x"}) == {"aoi_id": "a"}
+
+
+def test_every_insight_package_read_re_sends_the_selection() -> None:
+    ops = RecordingOperations({}, {})
+    ids = watchable("insight_package").check_ids(
+        {"aoi_id": "a", "insight_id": "i", "outputs": ["classes", "confidence"]}
+    )
+
+    read_sync(ops, "insight_package", ids)  # type: ignore[arg-type]
+    read_sync(ops, "insight_package", ids)  # type: ignore[arg-type]
+
+    assert [call[2] for call in ops.calls] == [{"inputs": None, "outputs": ["classes", "confidence"]}] * 2
+
+
+FAILED_ORDER = {
+    "id": "o1",
+    "status": "PAID",
+    "order_items": [{"id": "i1", "status": "FAILED"}, {"id": "i2", "status": "FULFILLED"}],
+}
+FAILED_ITEM = {
+    "id": "i1",
+    "status": "FAILED",
+    "validation_errors": [{"capture": ["persistent cloud cover"]}],
+    "tasks": [{"id": "t1", "type": "TASKING", "status": "EXPIRED"}],
+}
+
+
+def test_a_failed_order_reads_its_failed_items_for_the_reason() -> None:
+    ops = RecordingOperations(FAILED_ORDER, {"i1": FAILED_ITEM})
+
+    observation = read_sync(ops, "order", {"order_id": "o1"})  # type: ignore[arg-type]
+
+    assert observation.phase is Phase.FAILURE
+    assert observation.reason == (
+        "order item i1 FAILED: validation_errors: capture: persistent cloud cover; "
+        "failed tasks: t1 (TASKING, EXPIRED)"
+    )
+    # Only the failed item is read: the fulfilled one has nothing to explain.
+    assert ("get_order_item", "i2", None) not in ops.calls
+
+
+def test_the_async_read_gives_the_same_reason() -> None:
+    ops = AsyncRecordingOperations(FAILED_ORDER, {"i1": FAILED_ITEM})
+
+    observation = asyncio.run(read_async(ops, "order", {"order_id": "o1"}))  # type: ignore[arg-type]
+
+    assert observation.reason is not None
+    assert "persistent cloud cover" in observation.reason
+
+
+def test_an_unreadable_item_keeps_the_outcome_and_the_summary_reason() -> None:
+    ops = RecordingOperations(FAILED_ORDER, {"i1": PixxelNotFoundError(status=404, method="GET", url="u")})
+
+    observation = read_sync(ops, "order", {"order_id": "o1"})  # type: ignore[arg-type]
+
+    assert observation.phase is Phase.FAILURE
+    assert observation.reason == "order item i1 FAILED: no reason given by the API"
+
+
+def test_a_running_order_reads_no_items() -> None:
+    ops = RecordingOperations({"id": "o1", "order_items": [{"id": "i1", "status": "ACTIVE"}]}, {})
+
+    assert read_sync(ops, "order", {"order_id": "o1"}).phase is Phase.RUNNING  # type: ignore[arg-type]
+    assert [call[0] for call in ops.calls] == ["get_order"]

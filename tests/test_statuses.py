@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_pixxel import statuses
 from airflow_provider_pixxel.statuses import (
+    MAX_REASON_TEXT,
     STATUS_TABLES,
     Phase,
     Resource,
@@ -213,9 +214,45 @@ def test_failure_reason_gathers_every_field() -> None:
     }
     assert failure_reason(payload) == (
         "err_msg=out of memory; failure_type=infra; state_msg=killed; message=see logs; "
-        "val_errors=[{'field': 'aoi'}]; failed tasks: ndvi, task-3"
+        "val_errors: field: aoi; failed tasks: ndvi; task-3"
     )
 
 
 def test_failure_reason_without_any_field() -> None:
     assert failure_reason({"status": "failed", "err_msg": ""}) == "no reason given by the API"
+
+
+def test_failure_reason_names_each_failed_job_task_with_its_error() -> None:
+    job = {
+        "status": "failed",
+        "tasks": [
+            {"name": "ingest", "status": "completed"},
+            {"name": "ndvi", "status": "failed", "err_msg": "out of memory", "failure_type": "OOMKilled"},
+            {"name": "mask", "status": "running", "err_msg": "bad band"},
+        ],
+    }
+    assert failure_reason(job, Resource.JOB) == (
+        "failed tasks: ndvi (err_msg=out of memory, failure_type=OOMKilled); mask (err_msg=bad band)"
+    )
+
+
+def test_failure_reason_classifies_order_item_tasks_with_their_own_table() -> None:
+    # EXPIRED ends a capture task (clerk.TaskStatus) but is no word a workflow task uses.
+    item = {
+        "status": "FAILED",
+        "validation_errors": [{"capture": ["persistent cloud cover"]}],
+        "tasks": [
+            {"id": "t1", "type": "TASKING", "status": "EXPIRED"},
+            {"id": "t2", "type": "TASKING", "status": "FULFILLED"},
+        ],
+    }
+    assert failure_reason(item, Resource.ORDER_ITEM) == (
+        "validation_errors: capture: persistent cloud cover; failed tasks: t1 (TASKING, EXPIRED)"
+    )
+    assert "failed tasks" not in failure_reason(item, Resource.JOB)
+
+
+def test_failure_reason_keeps_each_text_short() -> None:
+    reason = failure_reason({"err_msg": "Traceback " + "x" * 5000}, Resource.JOB)
+    assert reason.startswith("err_msg=Traceback x")
+    assert len(reason) <= len("err_msg=") + MAX_REASON_TEXT
