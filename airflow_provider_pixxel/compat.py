@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
+from airflow.sdk.bases.operator import BaseOperatorMeta
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -20,6 +21,9 @@ class ResumableJobMixin:
 
     external_id_key: str = "remote_job_id"
 
+    # Wrapped like Airflow's own mixin, so operator arguments flow through Airflow's default_args
+    # handling whichever class in the MRO receives them first.
+    @BaseOperatorMeta._apply_defaults  # type: ignore[type-var]
     def __init__(self, *, durable: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.durable = durable

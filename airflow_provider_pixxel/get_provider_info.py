@@ -39,9 +39,18 @@ SENSOR_MODULES = [
     "airflow_provider_pixxel.sensors.visualizations",
 ]
 TRIGGER_MODULES = [
+    "airflow_provider_pixxel.triggers.catalog",
     "airflow_provider_pixxel.triggers.status",
 ]
-EXTRA_LINKS: list[str] = []
+EXTRA_LINKS: list[str] = [
+    "airflow_provider_pixxel.links.PixxelAuroraAOILink",
+    "airflow_provider_pixxel.links.PixxelAuroraCatalogDownloadLink",
+    "airflow_provider_pixxel.links.PixxelAuroraDeliveryLink",
+    "airflow_provider_pixxel.links.PixxelAuroraInsightLink",
+    "airflow_provider_pixxel.links.PixxelAuroraJobLink",
+    "airflow_provider_pixxel.links.PixxelAuroraOrderLink",
+    "airflow_provider_pixxel.links.PixxelAuroraVisualizationLink",
+]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -88,6 +97,10 @@ def get_provider_info() -> dict[str, Any]:
                     "timeout": {
                         "label": "Timeouts (connect, read) in seconds",
                         "schema": {"type": ["string", "null"], "default": "10,60"},
+                    },
+                    "aurora_url": {
+                        "label": "Aurora web app URL (for task links)",
+                        "schema": {"type": ["string", "null"], "default": "https://aurora.pixxel.space"},
                     },
                     "max_retries": {
                         "label": "Retries on rate limits and transient errors",

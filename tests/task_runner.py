@@ -16,8 +16,33 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import TaskDeferred
 
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import AirflowRescheduleException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef]
+
+import pytest
+from airflow.providers.common.compat.sdk import AIRFLOW_V_3_3_PLUS
+
+# Reconnecting to remote work after a retry needs task_state_store, which Airflow 3.3 introduced.
+requires_task_state_store = pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS,
+    reason="task_state_store (reconnecting a retried task to its remote work) needs Airflow 3.3+",
+)
+
+__all__ = [
+    "AirflowRescheduleException",
+    "DictTaskStateStore",
+    "FakeTaskInstance",
+    "make_context",
+    "requires_task_state_store",
+    "run_task",
+]
+
 
 class FakeTaskInstance:
+    task_id = "task"
+
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}
         # ResumableJobMixin tags its metrics with these.

@@ -33,6 +33,7 @@ from airflow_provider_pixxel.hooks.pagination import (
 )
 from airflow_provider_pixxel.hooks.retry import RetryPolicy, outcome_unknown
 from airflow_provider_pixxel.hooks.transport import (
+    DEFAULT_CONN_ID,
     ApiRequest,
     PixxelConnectionSettings,
     body,
@@ -72,7 +73,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
     """
 
     conn_name_attr = "pixxel_conn_id"
-    default_conn_name = "pixxel_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "pixxel"
     hook_name = "Pixxel"
 

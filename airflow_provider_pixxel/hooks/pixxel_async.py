@@ -9,6 +9,8 @@ settings, retry policy and error mapping; only the HTTP library (httpx) differs.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +22,7 @@ from airflow_provider_pixxel.exceptions import PixxelError
 from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
 from airflow_provider_pixxel.hooks.retry import RetryPolicy, outcome_unknown
 from airflow_provider_pixxel.hooks.transport import (
+    DEFAULT_CONN_ID,
     ApiRequest,
     PixxelConnectionSettings,
     outcome_unknown_error,
@@ -49,7 +52,7 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
     """
 
     conn_name_attr = "pixxel_conn_id"
-    default_conn_name = "pixxel_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "pixxel"
     hook_name = "Pixxel (async)"
 
@@ -93,6 +96,7 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
             headers=settings.headers(),
             timeout=_timeout(settings),
             transport=self._transport,
+            verify=shared_ssl_context(),
             follow_redirects=False,
         )
 
@@ -157,6 +161,18 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
             content_type=response.headers.get("Content-Type", ""),
             headers=response.headers,
         )
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process, shared by every client the async hook opens.
+
+    httpx otherwise builds a context, loading the whole CA bundle, for each client: about 35 ms of CPU
+    and 850 KiB per trigger, paid a thousand times by a triggerer running a thousand waits
+    (BENCHMARKS.md, "Waiting at scale"). The context is the one httpx builds by default (certifi, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set); an ``SSLContext`` is safe to share between clients.
+    """
+    return httpx.create_ssl_context()
 
 
 def _timeout(settings: PixxelConnectionSettings) -> httpx.Timeout:

@@ -34,6 +34,7 @@ DEFAULT_BASE_URL = "https://api.pixxel.space"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 USER_AGENT = f"airflow-provider-pixxel/{__version__}"
+DEFAULT_CONN_ID = "pixxel_default"
 
 ResponseKind = Literal["json", "bytes", "text", "empty"]
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelValidationError
+from airflow_provider_pixxel.links import PixxelAuroraAOILink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
 from airflow_provider_pixxel.utils.dates import (
     DateLike,
@@ -588,6 +589,7 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
         )
     """
 
+    operator_extra_links = (PixxelAuroraAOILink(),)
     watch_kind = "aoi"
     external_id_key = "pixxel_aoi_ids"
     template_fields: Sequence[str] = (
@@ -636,6 +638,9 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
                 None if self.project_id in (None, "") else require_text("project_id", self.project_id)
             ),
         }
+
+    def lineage_outputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"aoi/{ids['aoi_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
         request = self.build_request()

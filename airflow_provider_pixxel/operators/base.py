@@ -11,6 +11,8 @@ job instead of buying it again.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -20,8 +22,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_pixxel.compat import default_deferrable
-from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelWaitTimeoutError
-from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+from airflow_provider_pixxel.exceptions import (
+    PixxelConfigError,
+    PixxelError,
+    PixxelOutcomeUnknownError,
+    PixxelWaitTimeoutError,
+)
+from airflow_provider_pixxel.hooks.transport import DEFAULT_CONN_ID
+from airflow_provider_pixxel.lineage import PixxelLineageMixin
+from airflow_provider_pixxel.links import IDS_XCOM_KEY
 from airflow_provider_pixxel.resources import read_sync, watchable
 from airflow_provider_pixxel.statuses import Phase
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event, wait_inline
@@ -29,14 +38,73 @@ from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validat
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+
 try:  # Airflow 3.3+
     from airflow.sdk import ResumableJobMixin
 except ImportError:  # pragma: no cover - exercised on the Airflow floor only
     from airflow_provider_pixxel.compat import ResumableJobMixin  # type: ignore[assignment]
 
-IDS_XCOM_KEY = "pixxel_ids"
 DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
+
+
+def check_required_text(value: Any, field: str, hint: str) -> str:
+    """A required id argument, stripped; a clear error when it is missing or not text."""
+    if not isinstance(value, str) or not value.strip():
+        raise PixxelConfigError(f"{field} is required and must be a non-empty string ({hint}), got {value!r}")
+    return value.strip()
+
+
+def check_max_cost(max_cost: Any, *, field: str = "max_cost") -> float | None:
+    """``max_cost`` as a number of tokens, or None for no limit.
+
+    None or an empty (templated) string means no limit; a number or numeric text must be finite and
+    above zero. Anything else is a :class:`PixxelConfigError` raised before any API call.
+    """
+    if max_cost is None or (isinstance(max_cost, str) and not max_cost.strip()):
+        return None
+    number: float | None = None
+    if isinstance(max_cost, numbers.Real) and not isinstance(max_cost, bool):
+        number = float(max_cost)
+    elif isinstance(max_cost, str):
+        try:
+            number = float(max_cost.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise PixxelConfigError(
+            f"{field} must be a positive number of tokens, got {max_cost!r}; leave it unset for no limit"
+        )
+    return number
+
+
+def refuse_above_max_cost(
+    price: Any, max_cost: float | None, *, subject: str, consequence: str, field: str = "max_cost"
+) -> float | None:
+    """Fail the task (nothing bought) when ``price`` is above ``max_cost`` or cannot be compared with it.
+
+    :param price: what the API quoted (dry run, cost estimate, insight estimate).
+    :param max_cost: from :func:`check_max_cost`; None means no limit.
+    :param subject: what is priced, e.g. ``"workflow wf-1"``.
+    :param consequence: what was therefore not done, e.g. ``"no job was created"``.
+    :return: the price as a number, or None when the API gave none (accepted only without a limit).
+    """
+    usable = isinstance(price, numbers.Real) and not isinstance(price, bool) and math.isfinite(float(price))
+    amount = float(price) if usable else None
+    if max_cost is None:
+        return amount
+    if amount is None:
+        raise AirflowFailException(
+            f"the API gave no usable price for {subject} ({price!r}), so {field}={max_cost:g} cannot be "
+            f"checked; {consequence}"
+        )
+    if amount > max_cost:
+        raise AirflowFailException(
+            f"{subject} is priced at {amount:g} tokens, more than {field}={max_cost:g}; {consequence}. "
+            f"Raise {field} to go ahead."
+        )
+    return amount
 
 
 class PixxelBaseOperator(BaseOperator):
@@ -45,16 +113,19 @@ class PixxelBaseOperator(BaseOperator):
     template_fields: Sequence[str] = ("pixxel_conn_id",)
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, pixxel_conn_id: str = PixxelHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, pixxel_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pixxel_conn_id = pixxel_conn_id
 
     @cached_property
     def hook(self) -> PixxelHook:
+        # Imported on first use: DAG files import operators, and parsing them needs no HTTP client.
+        from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+
         return PixxelHook(self.pixxel_conn_id)
 
 
-class PixxelWaitingOperator(PixxelBaseOperator):
+class PixxelWaitingOperator(PixxelLineageMixin, PixxelBaseOperator):
     """An operator that starts remote work of kind :attr:`watch_kind` and (optionally) waits for it.
 
     Subclasses implement :meth:`start` (create the remote work, return its ids) and may override
@@ -105,12 +176,26 @@ class PixxelWaitingOperator(PixxelBaseOperator):
         if self.wait_for_completion:
             # Refused before start(): a bad wait setting must not leave paid-for work unwatched.
             self.check_timing()
-        ids = self.start(context)
+        ids = self.start_once(context)
         self.remember_ids(context, ids)
         return self.wait_for(context, ids)
 
+    def start_once(self, context: Context) -> dict[str, str]:
+        """:meth:`start`, never followed by an Airflow retry when the create may have gone through.
+
+        The hook does not re-send a create whose outcome is unknown (a cut answer, a 5xx); an Airflow
+        retry would re-send it all the same, so such a failure ends the task for a person to check.
+        """
+        try:
+            return self.start(context)
+        except PixxelOutcomeUnknownError as error:
+            raise AirflowFailException(
+                f"{error} This task is not retried automatically, so nothing is created twice."
+            ) from error
+
     def remember_ids(self, context: Context, ids: Mapping[str, str]) -> None:
-        """Push the remote ids to XCom as soon as they exist."""
+        """Push the remote ids to XCom as soon as they exist (extra links read them there)."""
+        self.lineage_ids = dict(ids)
         context["ti"].xcom_push(key=IDS_XCOM_KEY, value=dict(ids))
 
     def check_timing(self) -> None:
@@ -158,6 +243,8 @@ class PixxelWaitingOperator(PixxelBaseOperator):
     def conclude(self, context: Context, event: Any) -> Any:
         event = validate_event(event, kind=self.watch_kind)
         ids = event["ids"]
+        # A task resumed after deferral is a new operator instance: its lineage comes from the event.
+        self.lineage_ids = dict(ids)
         description = watchable(self.watch_kind).describe(ids)
         status = event["status"]
         if status == Phase.SUCCESS.value:
@@ -211,7 +298,7 @@ class PixxelResumableOperator(ResumableJobMixin, PixxelWaitingOperator):
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> Any:
-        ids = self.start(context)
+        ids = self.start_once(context)
         self.remember_ids(context, ids)
         self._killable_ids = ids
         return ids
@@ -228,6 +315,8 @@ class PixxelResumableOperator(ResumableJobMixin, PixxelWaitingOperator):
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         ids = watchable(self.watch_kind).check_ids(external_id)
+        # A reconnecting try starts with no XCom of its own: extra links and lineage read the ids there.
+        self.remember_ids(context, ids)
         self._killable_ids = ids
         self._result = self.wait_for(context, ids)
         return self._result

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
+from airflow_provider_pixxel.lineage import id_names
+from airflow_provider_pixxel.links import IDS_XCOM_KEY, PixxelAuroraDeliveryLink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
 from airflow_provider_pixxel.resources import Observation, read_sync
 from airflow_provider_pixxel.statuses import Phase
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 CATALOG_PAGE_SIZE = 100
+DEADLINE_XCOM_KEY = "pixxel_wait_deadline"
 _ID_SEPARATOR = ","
 
 
@@ -270,6 +273,7 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
         )
     """
 
+    operator_extra_links = (PixxelAuroraDeliveryLink(),)
     watch_kind = "delivery"
     external_id_key = "pixxel_delivery_ids"
     template_fields: Sequence[str] = ("pixxel_conn_id", "catalog_ids", "order_item_ids", "store_id", "path")
@@ -308,6 +312,12 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
         # Checked before the resumable flow, so bad input never reaches the API even on a retry.
         self.delivery_request()
         return super().execute(context)
+
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        field, chosen = exactly_one_id_list(
+            self.catalog_ids, self.order_item_ids, first_field="catalog_ids", second_field="order_item_ids"
+        )
+        return id_names("catalog" if field == "catalog_ids" else "order_item", chosen)
 
     def start(self, context: Context) -> dict[str, str]:
         request = self.delivery_request()
@@ -367,6 +377,8 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
             if self.wait_for_completion and not observation.phase.terminal:
                 if deadline is None:
                     deadline = time.time() + self.timeout
+                    # Kept where a resumed task finds it: defer kwargs are not passed back by dag.test().
+                    context["ti"].xcom_push(key=DEADLINE_XCOM_KEY, value=deadline)
                 trigger = PixxelStatusTrigger(
                     kind=self.watch_kind,
                     ids=ids,
@@ -378,7 +390,6 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
                     self.defer(
                         trigger=trigger,
                         method_name="resume_deliveries",
-                        kwargs={"delivery_ids": delivery_ids, "deadline": deadline},
                         timeout=timedelta(
                             seconds=max(0.0, deadline - time.time()) + max(60.0, 2 * self.poll_interval)
                         ),
@@ -407,12 +418,19 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
             "store_id": self.store_id,
         }
 
-    def resume_deliveries(
-        self, context: Context, delivery_ids: list[str], deadline: float, event: Any = None
-    ) -> dict[str, Any]:
-        """Resume after one delivery's trigger fired: judge it, then go on with the rest."""
+    def resume_deliveries(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after one delivery's trigger fired: judge it, then go on with the rest.
+
+        The delivery ids and the shared deadline come back from this try's XComs, pushed before the
+        task deferred.
+        """
         self.judge(context, event)
-        return self.wait_on_deliveries(context, list(delivery_ids), deadline=deadline)
+        ti = context["ti"]
+        stored_ids = ti.xcom_pull(task_ids=ti.task_id, key=IDS_XCOM_KEY)
+        deadline = ti.xcom_pull(task_ids=ti.task_id, key=DEADLINE_XCOM_KEY)
+        return self.wait_on_deliveries(
+            context, self._delivery_ids(stored_ids), deadline=None if deadline is None else float(deadline)
+        )
 
     def judge(self, context: Context, event: Any) -> dict[str, Any]:
         """Raise on a failed, partial (unless allowed) or timed-out delivery; return the event."""

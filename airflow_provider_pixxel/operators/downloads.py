@@ -23,10 +23,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
-from airflow_provider_pixxel.hooks.download import download, resolve_destination
+from airflow_provider_pixxel.lineage import id_names
+from airflow_provider_pixxel.links import (
+    PixxelAuroraAOILink,
+    PixxelAuroraCatalogDownloadLink,
+    PixxelAuroraInsightLink,
+    PixxelAuroraJobLink,
+)
 from airflow_provider_pixxel.operators.base import PixxelResumableOperator
 from airflow_provider_pixxel.operators.catalog import exactly_one_id_list, id_list
-from airflow_provider_pixxel.resources import watchable
+from airflow_provider_pixxel.resources import LIST_SEPARATOR, insight_selection, watchable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -90,6 +96,8 @@ class PixxelDownloadOperatorBase(PixxelResumableOperator):
     # -- shared ---------------------------------------------------------------------------------------
 
     def target(self, ids: Mapping[str, str]) -> Target:
+        from airflow_provider_pixxel.hooks.download import resolve_destination
+
         destination = self.destination
         if destination is None or (isinstance(destination, str) and not destination.strip()):
             raise PixxelConfigError(
@@ -108,7 +116,9 @@ class PixxelDownloadOperatorBase(PixxelResumableOperator):
     def execute(self, context: Context) -> Any:
         known = self.check_arguments()
         # Refuses a destination that escapes its base directory before anything is requested.
-        self.target({name: known.get(name, PENDING_ID) for name in watchable(self.watch_kind).id_names})
+        self.target(
+            {**known, **{name: known.get(name, PENDING_ID) for name in watchable(self.watch_kind).id_names}}
+        )
         return super().execute(context)
 
     def finish(self, context: Context, ids: Mapping[str, str], event: Mapping[str, Any]) -> Any:
@@ -118,17 +128,30 @@ class PixxelDownloadOperatorBase(PixxelResumableOperator):
             return self.signed_url(ids)
 
         result = self.fetch(fresh_url, target)
+        self.lineage_files = [result["path"]]
+        if result.get("files"):
+            # An extracted package: each member is its own file.
+            self.lineage_files = [
+                _member_location(result["path"], entry["path"]) for entry in result["files"]
+            ]
         return {**dict(ids), **result}
 
     def fetch(self, url_provider: Callable[[], str], target: Target) -> dict[str, Any]:
+        from airflow_provider_pixxel.hooks.download import download
+
         result = download(
             url_provider,
             target,
             extract=self.extract,
             overwrite=self.overwrite,
             retry_policy=self.hook.retry_policy,
+            log=self.log,
         )
         return result.to_dict()
+
+
+def _member_location(directory: str, member: str) -> str:
+    return member if "://" in member or member.startswith("/") else f"{directory.rstrip('/')}/{member}"
 
 
 def _url_of(answer: Any) -> str:
@@ -156,6 +179,7 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
         )
     """
 
+    operator_extra_links = (PixxelAuroraAOILink(),)
     watch_kind = "aoi_download"
     external_id_key = "pixxel_aoi_download_ids"
     template_fields: Sequence[str] = (*PixxelDownloadOperatorBase.template_fields, "aoi_id", "asset_ids")
@@ -171,6 +195,9 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
                 "asset_ids must list at least one asset id (see PixxelHook.list_assets())"
             )
         return {"aoi_id": _required_id(self.aoi_id, "aoi_id")}
+
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"aoi/{ids['aoi_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
         aoi_id = self.check_arguments()["aoi_id"]
@@ -204,6 +231,7 @@ class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
         )
     """
 
+    operator_extra_links = (PixxelAuroraCatalogDownloadLink(),)
     watch_kind = "catalog_download"
     external_id_key = "pixxel_catalog_download_ids"
     template_fields: Sequence[str] = (
@@ -231,6 +259,10 @@ class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
     def check_arguments(self) -> dict[str, str]:
         self._request()
         return {}
+
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        field, chosen = self._request()
+        return id_names("catalog" if field == "catalog_ids" else "order_item", chosen)
 
     def start(self, context: Context) -> dict[str, str]:
         field, ids = self._request()
@@ -265,6 +297,7 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
         )
     """
 
+    operator_extra_links = (PixxelAuroraJobLink(),)
     watch_kind = "job_package"
     external_id_key = "pixxel_job_package_ids"
     template_fields: Sequence[str] = (*PixxelDownloadOperatorBase.template_fields, "workflow_id", "job_id")
@@ -279,6 +312,9 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
             "workflow_id": _required_id(self.workflow_id, "workflow_id"),
             "job_id": _required_id(self.job_id, "job_id"),
         }
+
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"workflow/{ids['workflow_id']}/job/{ids['job_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
         # The first status read is the PUT that requests the package.
@@ -308,6 +344,7 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
         )
     """
 
+    operator_extra_links = (PixxelAuroraJobLink(),)
     watch_kind = "task_package"
     external_id_key = "pixxel_task_package_ids"
     template_fields: Sequence[str] = (
@@ -329,6 +366,9 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
             "job_id": _required_id(self.job_id, "job_id"),
             "task_id": _required_id(self.job_task_id, "job_task_id"),
         }
+
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"workflow/{ids['workflow_id']}/job/{ids['job_id']}/task/{ids['task_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
         return self.check_arguments()
@@ -359,6 +399,7 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
         )
     """
 
+    operator_extra_links = (PixxelAuroraInsightLink(),)
     watch_kind = "insight_package"
     external_id_key = "pixxel_insight_package_ids"
     template_fields: Sequence[str] = (
@@ -384,36 +425,38 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
         self.inputs = inputs
         self.outputs = outputs
 
-    def _selection(self) -> dict[str, list[str] | None]:
-        inputs = id_list(self.inputs, field="inputs") or None
-        outputs = id_list(self.outputs, field="outputs") or None
-        return {"inputs": inputs, "outputs": outputs}
-
     def check_arguments(self) -> dict[str, str]:
-        self._selection()
-        return {
+        ids = {
             "aoi_id": _required_id(self.aoi_id, "aoi_id"),
             "insight_id": _required_id(self.insight_id, "insight_id"),
         }
-
-    def start(self, context: Context) -> dict[str, str]:
-        ids = self.check_arguments()
-        selection = self._selection()
-        if selection["inputs"] or selection["outputs"]:
-            # Ask for the chosen files first; the status reads that follow re-check the package.
-            self.hook.download_insights(ids["aoi_id"], ids["insight_id"], **selection)
+        # The selection travels with the ids, so every status read (inline, in the triggerer or after
+        # a retry) re-sends it and checks this package, not the default one.
+        for field, value in (("inputs", self.inputs), ("outputs", self.outputs)):
+            chosen = id_list(value, field=field)
+            if chosen:
+                ids[field] = LIST_SEPARATOR.join(chosen)
         return ids
 
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"aoi/{ids['aoi_id']}/insight/{ids['insight_id']}"]
+
+    def start(self, context: Context) -> dict[str, str]:
+        # The first status read is the PUT that requests the package.
+        return self.check_arguments()
+
     def default_file_name(self, ids: Mapping[str, str]) -> str:
-        selection = self._selection()
+        selection = insight_selection(ids)
         if not (selection["inputs"] or selection["outputs"]):
             return f"insight-{ids['insight_id']}.zip"
         # Different selections are different packages: never let one pass for another.
-        key = hashlib.sha256(repr(sorted((k, v) for k, v in selection.items())).encode()).hexdigest()[:10]
+        key = hashlib.sha256(repr(sorted(selection.items())).encode()).hexdigest()[:10]
         return f"insight-{ids['insight_id']}-{key}.zip"
 
     def signed_url(self, ids: Mapping[str, str]) -> str:
-        return _url_of(self.hook.download_insights(ids["aoi_id"], ids["insight_id"], **self._selection()))
+        return _url_of(
+            self.hook.download_insights(ids["aoi_id"], ids["insight_id"], **insight_selection(ids))
+        )
 
 
 __all__ = [

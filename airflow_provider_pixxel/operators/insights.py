@@ -12,11 +12,15 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
-from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
-from airflow_provider_pixxel.operators.jobs import check_max_cost, check_required_text
+from airflow_provider_pixxel.links import PixxelAuroraInsightLink
+from airflow_provider_pixxel.operators.base import (
+    PixxelBaseOperator,
+    PixxelResumableOperator,
+    check_max_cost,
+    check_required_text,
+    refuse_above_max_cost,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -192,6 +196,7 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
         :class:`~airflow_provider_pixxel.operators.base.PixxelWaitingOperator`.
     """
 
+    operator_extra_links = (PixxelAuroraInsightLink(),)
     watch_kind = "insight"
     external_id_key = "pixxel_insight"
     template_fields: Sequence[str] = (
@@ -261,6 +266,12 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
         self._checked_arguments()
         return super().execute(context)
 
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"aoi/{ids['aoi_id']}"]
+
+    def lineage_outputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"aoi/{ids['aoi_id']}/insight/{ids['insight_id']}"]
+
     def start(self, context: Context) -> dict[str, str]:
         aoi_id, block, metadata, max_cost = self._checked_arguments()
         if self.input is not None:
@@ -287,17 +298,12 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
             price,
             max_cost,
         )
-        if max_cost is not None:
-            if isinstance(price, bool) or not isinstance(price, (int, float)):
-                raise AirflowFailException(
-                    f"the API gave no usable estimate for this insight ({price!r}), so "
-                    f"max_cost={max_cost:g} cannot be checked; nothing was run"
-                )
-            if price > max_cost:
-                raise AirflowFailException(
-                    f"insight {block['name']} {block['version']} on AOI {aoi_id} is estimated at {price:g} "
-                    f"tokens, more than max_cost={max_cost:g}; it was not run. Raise max_cost to run it."
-                )
+        refuse_above_max_cost(
+            price,
+            max_cost,
+            subject=f"insight {block['name']} {block['version']} on AOI {aoi_id}",
+            consequence="it was not run",
+        )
         created = self.hook.create_insights(aoi_id, **request)
         insight_id = created.get("id") if isinstance(created, Mapping) else None
         if not insight_id:

@@ -8,84 +8,30 @@ only the workflow and the project. Runs are billable, so the operator prices the
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
-from airflow_provider_pixxel.operators.base import PixxelResumableOperator
+from airflow_provider_pixxel.exceptions import PixxelError
+from airflow_provider_pixxel.links import PixxelAuroraJobLink
+from airflow_provider_pixxel.operators.base import (
+    PixxelResumableOperator,
+    check_max_cost,
+    check_required_text,
+    refuse_above_max_cost,
+)
 from airflow_provider_pixxel.resources import watchable
-from airflow_provider_pixxel.statuses import Phase, Resource, phase_of
+from airflow_provider_pixxel.statuses import Phase, Resource, describe_val_errors, failure_reason
 from airflow_provider_pixxel.triggers.status import validate_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-def check_max_cost(max_cost: Any, *, field: str = "max_cost") -> float | None:
-    """``max_cost`` as a number, or None for no limit; a zero, negative or non-numeric one is refused."""
-    if max_cost is None:
-        return None
-    if isinstance(max_cost, bool) or not isinstance(max_cost, numbers.Real):
-        try:
-            max_cost = float(str(max_cost).strip())
-        except ValueError:
-            raise PixxelConfigError(
-                f"{field} must be a positive number of tokens, got {max_cost!r}"
-            ) from None
-    max_cost = float(max_cost)
-    if not max_cost > 0:
-        raise PixxelConfigError(
-            f"{field} must be a positive number of tokens, got {max_cost!r}; leave it unset for no limit"
-        )
-    return max_cost
-
-
-def check_required_text(value: Any, field: str, hint: str) -> str:
-    """A required id argument, stripped; a clear error when it is missing or not text."""
-    if not isinstance(value, str) or not value.strip():
-        raise PixxelConfigError(f"{field} is required and must be a non-empty string ({hint}), got {value!r}")
-    return value.strip()
-
-
-def _val_error_text(error: Any) -> str:
-    if not isinstance(error, Mapping):
-        return str(error)
-    parts = [
-        f"{key}={error[key]}" for key in ("component_name", "from", "to", "err", "reason") if error.get(key)
-    ]
-    return "(" + ", ".join(parts) + ")" if parts else str(dict(error))
-
-
-def describe_val_errors(val_errors: Sequence[Any]) -> str:
-    """The validation errors of a workflow or job, one readable entry each."""
-    return "; ".join(_val_error_text(error) for error in val_errors)
-
-
 def describe_job_failure(job: Mapping[str, Any]) -> str:
     """Why a job failed: its own error fields, its validation errors and each failed task's reason."""
-    parts: list[str] = []
-    for key in ("err_msg", "failure_type", "state_msg"):
-        value = job.get(key)
-        if isinstance(value, str) and value.strip():
-            parts.append(f"{key}={value.strip()}")
-    if job.get("val_errors"):
-        parts.append(f"val_errors: {describe_val_errors(job['val_errors'])}")
-    failed_tasks = []
-    for task in job.get("tasks") or []:
-        if isinstance(task, Mapping) and phase_of(Resource.JOB_TASK, task) is Phase.FAILURE:
-            details = [
-                f"{key}={task[key].strip()}"
-                for key in ("err_msg", "failure_type", "state_msg")
-                if isinstance(task.get(key), str) and task[key].strip()
-            ]
-            name = task.get("name") or task.get("id")
-            failed_tasks.append(f"{name} ({', '.join(details)})" if details else str(name))
-    if failed_tasks:
-        parts.append(f"failed tasks: {'; '.join(failed_tasks)}")
-    return "; ".join(parts) or "no reason given by the API"
+    return failure_reason(job, Resource.JOB)
 
 
 class PixxelRunJobOperator(PixxelResumableOperator):
@@ -121,6 +67,7 @@ class PixxelRunJobOperator(PixxelResumableOperator):
         :class:`~airflow_provider_pixxel.operators.base.PixxelWaitingOperator`.
     """
 
+    operator_extra_links = (PixxelAuroraJobLink(),)
     watch_kind = "job"
     external_id_key = "pixxel_workflow_job"
     template_fields: Sequence[str] = (
@@ -155,8 +102,13 @@ class PixxelRunJobOperator(PixxelResumableOperator):
         check_max_cost(self.max_cost)
         return super().execute(context)
 
+    def lineage_outputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"workflow/{ids['workflow_id']}/job/{ids['job_id']}"]
+
     def start(self, context: Context) -> dict[str, str]:
         max_cost = check_max_cost(self.max_cost)
+        # Resolved before the (free) estimate so a missing project fails with no request sent at all.
+        project_id = self.hook.resolve_project_id(self.project_id)
         estimate = self.hook.get_workflow_cost_estimate(self.workflow_id)
         estimated_cost = estimate.get("estimated_cost") if isinstance(estimate, Mapping) else None
         self.log.info(
@@ -165,21 +117,17 @@ class PixxelRunJobOperator(PixxelResumableOperator):
             estimated_cost,
             max_cost,
         )
-        if max_cost is not None:
-            if isinstance(estimated_cost, bool) or not isinstance(estimated_cost, numbers.Real):
-                raise AirflowFailException(
-                    f"the API gave no usable cost estimate for workflow {self.workflow_id} "
-                    f"({estimated_cost!r}), so max_cost={max_cost:g} cannot be checked; nothing was run"
-                )
-            if float(estimated_cost) > max_cost:
-                raise AirflowFailException(
-                    f"workflow {self.workflow_id} is estimated at {estimated_cost:g} tokens, more than "
-                    f"max_cost={max_cost:g}; no job was created. Raise max_cost to run it."
-                )
-        job = self.hook.create_job(self.workflow_id, project_id=self.project_id)
+        refuse_above_max_cost(
+            estimated_cost,
+            max_cost,
+            subject=f"a run of workflow {self.workflow_id}",
+            consequence="no job was created",
+        )
+        job = self.hook.create_job(self.workflow_id, project_id=project_id)
         job_id = job.get("id") if isinstance(job, Mapping) else None
         if not job_id:
-            raise PixxelError(
+            # A retry would create another job: a person has to look first.
+            raise AirflowFailException(
                 f"the API answered the job creation for workflow {self.workflow_id} without a job id; "
                 f"look for the job with list_jobs({self.workflow_id!r}) before running again"
             )

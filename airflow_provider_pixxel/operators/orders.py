@@ -17,14 +17,15 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_pixxel.exceptions import (
     PixxelConfigError,
-    PixxelError,
-    PixxelOutcomeUnknownError,
     PixxelValidationError,
 )
-from airflow_provider_pixxel.operators.base import PixxelResumableOperator
+from airflow_provider_pixxel.links import PixxelAuroraOrderLink
+from airflow_provider_pixxel.operators.base import (
+    PixxelResumableOperator,
+    check_max_cost,
+    refuse_above_max_cost,
+)
 from airflow_provider_pixxel.resources import observe
-from airflow_provider_pixxel.statuses import Phase, Resource, failure_reason, phase_of
-from airflow_provider_pixxel.triggers.status import validate_event
 from airflow_provider_pixxel.utils.dates import check_tasking_window, order_item_date
 from airflow_provider_pixxel.utils.geometry import billed_area_km2, normalize_aoi_geometry
 
@@ -316,6 +317,7 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
         )
     """
 
+    operator_extra_links = (PixxelAuroraOrderLink(),)
     watch_kind = "order"
     external_id_key = "pixxel_order_ids"
     template_fields: Sequence[str] = ("pixxel_conn_id", "order_items", "max_cost")
@@ -336,14 +338,7 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
     # -- checks before any call -------------------------------------------------------------------
 
     def cost_cap(self) -> float | None:
-        if self.max_cost is None or (isinstance(self.max_cost, str) and not self.max_cost.strip()):
-            return None
-        cap = None if isinstance(self.max_cost, bool) else _amount(self.max_cost)
-        if cap is None or cap <= 0:
-            raise PixxelConfigError(
-                f"max_cost must be a positive number of tokens (or None for no cap), got {self.max_cost!r}"
-            )
-        return cap
+        return check_max_cost(self.max_cost)
 
     def checked_items(self) -> list[dict[str, Any]]:
         items = self.order_items
@@ -425,31 +420,23 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
             raise AirflowFailException(
                 "The dry run found validation errors; nothing was bought: " + "; ".join(problems)
             )
-        if cap is not None:
-            if total is None:
-                raise AirflowFailException(
-                    f"The dry run returned no price, so max_cost {cap:g} cannot be checked; "
-                    "nothing was bought"
-                )
-            if total > cap:
-                raise AirflowFailException(
-                    f"The order costs {total:g} tokens, above max_cost {cap:g}; nothing was bought. Raise "
-                    "max_cost or reduce the order (area, window, items)"
-                )
+        refuse_above_max_cost(
+            total,
+            cap,
+            subject="the order",
+            consequence="nothing was bought (reduce the area, window or items)",
+        )
         return total
+
+    def lineage_outputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"order/{ids['order_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
         cap = self.cost_cap()
         items = self.checked_items()
         quoted_total = self.price(items, cap)
-        try:
-            order = self.hook.create_order(order_items=items, dry_run=False) or {}
-        except PixxelOutcomeUnknownError as error:
-            # Retrying could buy the same imagery twice: fail without Airflow retries instead.
-            raise AirflowFailException(
-                f"{error} The order may have been placed: check PixxelHook.list_orders() or the Aurora "
-                "UI before running this task again"
-            ) from error
+        # An unknown outcome (PixxelOutcomeUnknownError) ends the task without retries: see start_once.
+        order = self.hook.create_order(order_items=items, dry_run=False) or {}
         order_id = str(order.get("id") or "")
         if not order_id:
             raise AirflowFailException(
@@ -497,23 +484,3 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
 
     def finish(self, context: Context, ids: Mapping[str, str], event: Mapping[str, Any]) -> Any:
         return self.order_result(ids["order_id"])
-
-    def conclude(self, context: Context, event: Any) -> Any:
-        event = validate_event(event, kind=self.watch_kind)
-        if event["status"] in (Phase.FAILURE.value, Phase.PARTIAL.value):
-            # An order's own items carry no reasons: each item's full record does.
-            event["reason"] = self.item_reasons(event) or event.get("reason")
-        return super().conclude(context, event)
-
-    def item_reasons(self, event: Mapping[str, Any]) -> str | None:
-        """Why the order's failed or partial items ended so, from one read of each of them."""
-        reasons = []
-        for item_id in (event.get("detail") or {}).get("order_item_ids") or []:
-            try:
-                item = self.hook.get_order_item(item_id) or {}
-            except PixxelError as error:
-                self.log.warning("Could not read order item %s for its failure reason: %s", item_id, error)
-                continue
-            if phase_of(Resource.ORDER_ITEM, item) in (Phase.FAILURE, Phase.PARTIAL):
-                reasons.append(f"order item {item_id} {item.get('status')}: {failure_reason(item)}")
-        return "; ".join(reasons) or None

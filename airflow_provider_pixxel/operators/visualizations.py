@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelValidationError
-from airflow_provider_pixxel.hooks.download import Destination, resolve_destination, write_bytes_atomically
+from airflow_provider_pixxel.links import PixxelAuroraVisualizationLink
 from airflow_provider_pixxel.operators.aoi import (
     decode_json_text,
     require_count,
@@ -37,6 +37,8 @@ from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_pixxel.hooks.download import Destination
 
 VISUALIZATION_MODES = ("dynamic", "theoretical")
 MAX_DYNAMIC_BINS = 15
@@ -102,6 +104,7 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
         )
     """
 
+    operator_extra_links = (PixxelAuroraVisualizationLink(),)
     watch_kind = "visualization"
     external_id_key = "pixxel_visualization_ids"
     template_fields: Sequence[str] = (
@@ -151,6 +154,12 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
             else require_text_list("src_asset_ids", self.src_asset_ids),
             "resolution": self._resolution(),
         }
+
+    def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"aoi/{ids['aoi_id']}"]
+
+    def lineage_outputs(self, ids: Mapping[str, str]) -> list[str]:
+        return [f"aoi/{ids['aoi_id']}/visualization/{ids['visualization_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
         request = self.build_request()
@@ -261,7 +270,9 @@ class PixxelUpdateVisualizationMetadataOperator(PixxelBaseOperator):
             aoi_id=AOI_ID,
             visualization_id=VISUALIZATION_ID,
             visualization_mode="theoretical",
-            legend={"{{ ds }}": [
+            # Airflow templates dict values, not keys: give the date literally (or build the
+            # legend in an upstream task).
+            legend={"2024-05-06": [
                 {"min": -1, "max": 0.2, "color": "#d7191c", "label": "Bare"},
                 {"min": 0.2, "max": 1, "color": "#1a9641", "label": "Vegetated"},
             ]},
@@ -469,6 +480,8 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
         self.destination = destination
 
     def target(self, visualization_id: str, day: str, mode: str) -> Destination:
+        from airflow_provider_pixxel.hooks.download import resolve_destination
+
         if self.destination in (None, ""):
             raise PixxelConfigError("destination must name a file or directory for the PNG")
         if _is_directory(self.destination):
@@ -476,6 +489,8 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
         return self.destination
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_pixxel.hooks.download import write_bytes_atomically
+
         aoi_id = require_text("aoi_id", self.aoi_id)
         visualization_id = require_text("visualization_id", self.visualization_id)
         index_id = require_text("index_id", self.index_id)
@@ -579,6 +594,8 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
         self, aoi_id: str, visualization_id: str, modes: list[str], dates: list[str]
     ) -> dict[tuple[str, str], Destination]:
         """Where each (mode, date) goes; a template that maps two of them to one file is refused."""
+        from airflow_provider_pixxel.hooks.download import resolve_destination
+
         destination = self.destination
         if destination in (None, ""):
             raise PixxelConfigError("destination must name a directory or a path template for the SLD files")
@@ -611,6 +628,8 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
         return targets
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_pixxel.hooks.download import write_bytes_atomically
+
         aoi_id = require_text("aoi_id", self.aoi_id)
         visualization_id = require_text("visualization_id", self.visualization_id)
         dates = _dates("dates", self.dates)

@@ -23,13 +23,15 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_pixxel.compat import default_deferrable
 from airflow_provider_pixxel.exceptions import PixxelError
-from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+from airflow_provider_pixxel.hooks.transport import DEFAULT_CONN_ID
 from airflow_provider_pixxel.resources import Observation, read_sync, watchable
 from airflow_provider_pixxel.statuses import Phase
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 
 
 class PixxelStatusSensor(BaseSensorOperator):
@@ -49,7 +51,7 @@ class PixxelStatusSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        pixxel_conn_id: str = PixxelHook.default_conn_name,
+        pixxel_conn_id: str = DEFAULT_CONN_ID,
         allow_partial: bool = False,
         deferrable: bool | None = None,
         **kwargs: Any,
@@ -61,6 +63,9 @@ class PixxelStatusSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> PixxelHook:
+        # Imported on first use: DAG files import operators, and parsing them needs no HTTP client.
+        from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+
         return PixxelHook(self.pixxel_conn_id)
 
     def resource_ids(self) -> dict[str, str]:

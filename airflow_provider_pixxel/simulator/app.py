@@ -53,32 +53,28 @@ class RecordingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status: list[int] = []
-        received_at = self.state.now()
+        query = {}
+        for pair in scope.get("query_string", b"").decode("latin-1").split("&"):
+            if pair:
+                name, _, value = pair.partition("=")
+                query[_unquote(name)] = _unquote(value)
+        record = RecordedRequest(
+            method=scope["method"], path=scope["path"], query=query, status=None, time=self.state.now()
+        )
+        # Recorded before the app runs: a reset or a cut answer (faults) must not make a request
+        # that reached the server look unsent to a test checking right after the client saw it fail.
+        self.state.record_request(record)
 
         async def send_and_note(message: Any) -> None:
             if message["type"] == "http.response.start":
-                status.append(message["status"])
+                record.status = message["status"]
+                record.body = scope.get(RECORDED_BODY_KEY)
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            query = {}
-            for pair in scope.get("query_string", b"").decode("latin-1").split("&"):
-                if pair:
-                    name, _, value = pair.partition("=")
-                    query[_unquote(name)] = _unquote(value)
-            self.state.record_request(
-                RecordedRequest(
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=query,
-                    status=status[0] if status else None,
-                    time=received_at,
-                    body=scope.get(RECORDED_BODY_KEY),
-                )
-            )
+            record.body = scope.get(RECORDED_BODY_KEY)
 
 
 def _unquote(text: str) -> str:

@@ -226,9 +226,13 @@ class Lifecycle:
         return self.rule.message if self.rule else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
-    """One request the simulator received (query strings of signed URLs included: tests only)."""
+    """One request the simulator received (query strings of signed URLs included: tests only).
+
+    Recorded on arrival; ``status`` and ``body`` are filled in as the answer starts, so a client that
+    sees its connection break already finds its request here.
+    """
 
     method: str
     path: str

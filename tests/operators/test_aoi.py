@@ -20,7 +20,7 @@ from airflow_provider_pixxel.operators.aoi import (
 )
 from airflow_provider_pixxel.simulator.seed import REGIONS, SENTINEL2_ID, TD2_ID, square
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
-from tests.task_runner import DictTaskStateStore, make_context, run_task
+from tests.task_runner import DictTaskStateStore, make_context, requires_task_state_store, run_task
 
 _, LON, LAT = REGIONS[0]
 FIELD = {"type": "Polygon", "coordinates": square(LON, LAT, 0.05)}
@@ -301,6 +301,7 @@ def test_create_aoi_timeout_is_retryable_and_names_the_aoi(sim: SimulatorHandle,
     assert not isinstance(raised.value, AirflowFailException)
 
 
+@requires_task_state_store
 def test_create_aoi_retry_reuses_the_aoi_instead_of_creating_another(sim: SimulatorHandle) -> None:
     store = DictTaskStateStore()
     sim.state.steps_per_poll = 1

@@ -13,9 +13,12 @@ from airflow_provider_pixxel.operators.base import (
     IDS_XCOM_KEY,
     PixxelResumableOperator,
     PixxelWaitingOperator,
+    check_max_cost,
+    check_required_text,
+    refuse_above_max_cost,
 )
 from airflow_provider_pixxel.simulator.state import Outcome
-from tests.task_runner import DictTaskStateStore, make_context, run_task
+from tests.task_runner import DictTaskStateStore, make_context, requires_task_state_store, run_task
 
 
 class StartJob(PixxelWaitingOperator):
@@ -123,6 +126,7 @@ def test_non_positive_wait_settings_are_refused_before_any_request(
 # -- the resumable flow --------------------------------------------------------------------------------
 
 
+@requires_task_state_store
 def test_fresh_submit_stores_the_ids_before_waiting(sim: Any) -> None:
     store = DictTaskStateStore()
 
@@ -132,6 +136,7 @@ def test_fresh_submit_stores_the_ids_before_waiting(sim: Any) -> None:
     assert len(sim.state.created("job")) == 1
 
 
+@requires_task_state_store
 def test_a_retry_reconnects_to_the_running_job(sim: Any) -> None:
     store = DictTaskStateStore()
     sim.state.scenarios.stall("job")
@@ -145,8 +150,11 @@ def test_a_retry_reconnects_to_the_running_job(sim: Any) -> None:
     assert _ids(run.result) == ids
     assert run.result["status"] == "completed"
     assert len(sim.state.created("job")) == 1
+    # The reconnecting try pushes the ids again: its extra links and lineage read them from XCom.
+    assert run.context["ti"].xcoms[IDS_XCOM_KEY] == ids
 
 
+@requires_task_state_store
 def test_an_already_succeeded_job_returns_at_once(sim: Any) -> None:
     store = DictTaskStateStore()
     first = run_task(_op(sim, ResumableStartJob), _context(store))
@@ -160,6 +168,7 @@ def test_an_already_succeeded_job_returns_at_once(sim: Any) -> None:
     assert second.context["ti"].xcoms[IDS_XCOM_KEY] == _ids(first.result)
 
 
+@requires_task_state_store
 def test_a_failed_job_is_submitted_afresh(sim: Any) -> None:
     store = DictTaskStateStore()
     sim.state.scenarios.fail("job", times=1)
@@ -173,3 +182,39 @@ def test_a_failed_job_is_submitted_afresh(sim: Any) -> None:
     assert _ids(run.result) != failed_ids
     assert store.values[ResumableStartJob.external_id_key] == _ids(run.result)
     assert len(sim.state.created("job")) == 2
+
+
+# -- the one max_cost check (orders, jobs, insights) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, None), ("", None), ("  ", None), (50, 50.0), ("7.5", 7.5)]
+)
+def test_check_max_cost_accepts_numbers_numeric_text_and_no_limit(given: Any, expected: Any) -> None:
+    assert check_max_cost(given) == expected
+
+
+@pytest.mark.parametrize("given", [0, -1, "-3", "lots", True, float("nan"), float("inf"), [5]])
+def test_check_max_cost_refuses_anything_else(given: Any) -> None:
+    with pytest.raises(PixxelConfigError, match="max_cost must be a positive number of tokens"):
+        check_max_cost(given)
+
+
+def test_refuse_above_max_cost() -> None:
+    assert refuse_above_max_cost(120, None, subject="x", consequence="y") == 120.0
+    assert refuse_above_max_cost(None, None, subject="x", consequence="y") is None
+    assert refuse_above_max_cost(50, 50.0, subject="x", consequence="y") == 50.0
+    with pytest.raises(
+        AirflowFailException, match=r"the order is priced at 51 tokens, more than max_cost=50; no"
+    ):
+        refuse_above_max_cost(51, 50.0, subject="the order", consequence="nothing was bought")
+    with pytest.raises(AirflowFailException, match=r"no usable price for the order \(None\)"):
+        refuse_above_max_cost(None, 50.0, subject="the order", consequence="nothing was bought")
+    with pytest.raises(AirflowFailException, match="no usable price"):
+        refuse_above_max_cost(True, 50.0, subject="the order", consequence="nothing was bought")
+
+
+def test_check_required_text() -> None:
+    assert check_required_text(" wf-1 ", "workflow_id", "hint") == "wf-1"
+    with pytest.raises(PixxelConfigError, match=r"workflow_id is required .*\(list them\)"):
+        check_required_text(" ", "workflow_id", "list them")

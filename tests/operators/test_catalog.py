@@ -14,7 +14,7 @@ from airflow_provider_pixxel.operators.catalog import (
     id_list,
 )
 from tests.operators.pixxel_sim import context, fulfilled_order, recurring_item
-from tests.task_runner import DictTaskStateStore, run_task
+from tests.task_runner import DictTaskStateStore, requires_task_state_store, run_task
 
 
 @pytest.mark.parametrize(
@@ -120,6 +120,7 @@ def test_failed_delivery_fails_the_task(sim):
         run_task(delivery_op(catalog_ids=order["catalog_ids"], store_id=store_id(sim)), context())
 
 
+@requires_task_state_store
 def test_stalled_delivery_times_out_and_a_retry_does_not_request_it_again(sim):
     order = fulfilled_order(sim)
     sim.state.scenarios.stall("delivery")

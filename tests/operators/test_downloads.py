@@ -22,7 +22,7 @@ from airflow_provider_pixxel.operators.downloads import (
 from airflow_provider_pixxel.simulator import progress
 from airflow_provider_pixxel.simulator.faults import FaultRule
 from tests.operators.pixxel_sim import context, fulfilled_order
-from tests.task_runner import DictTaskStateStore, run_task
+from tests.task_runner import DictTaskStateStore, requires_task_state_store, run_task
 
 
 def no_wait_hook(op: Any) -> Any:
@@ -137,6 +137,7 @@ def test_failed_catalog_download_fails_the_task(sim, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@requires_task_state_store
 def test_stalled_download_times_out_and_a_retry_reuses_the_same_download(sim, tmp_path):
     order = fulfilled_order(sim)
     sim.state.scenarios.stall("catalog_download")
@@ -263,3 +264,73 @@ def test_url_destination(sim, tmp_path):
     stored = tmp_path / "deliveries" / "imagery.zip"
     assert stored.stat().st_size == result["size"]
     assert result["sha256"] == artifact_sha256(sim, result["download_id"])
+
+
+def completed_insight(handle: Any) -> tuple[str, str]:
+    aoi_id, _ = seeded_aoi(handle)
+    state = handle.state
+    insight_id = state.new_id()
+    state.insights[insight_id] = {
+        "id": insight_id,
+        "name": "crop",
+        "aoi_id": aoi_id,
+        "project_id": state.aois[aoi_id]["project_id"],
+        "block": {"name": "cropclassification", "version": "1.0.0"},
+        "input": [{"name": "imagery", "format": "raster", "type": "url", "value": "s3://x/in.tif"}],
+        "outputs": [
+            {"name": "classes", "format": "raster", "type": "url", "value": "s3://x/classes.tif"},
+            {"name": "confidence", "format": "raster", "type": "url", "value": "s3://x/conf.tif"},
+        ],
+        "metadata": {},
+        "cost": 10,
+        "estimated_time_in_min": 5,
+        "created_by": state.user_id,
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    state.start_lifecycle("insight", insight_id, last_step=0, resource=state.insights[insight_id])
+    state.clear_records()
+    return aoi_id, insight_id
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_insight_selection_is_re_sent_on_every_read(slow_sim, tmp_path, deferrable):
+    aoi_id, insight_id = completed_insight(slow_sim)
+    op = PixxelDownloadInsightsOperator(
+        task_id="fetch",
+        aoi_id=aoi_id,
+        insight_id=insight_id,
+        outputs="classes",
+        destination=str(tmp_path),
+        poll_interval=0.01,
+        deferrable=deferrable,
+    )
+
+    run = run_task(op, context(DictTaskStateStore()))
+
+    puts = slow_sim.state.requests("PUT", f"/v0/aoi/{aoi_id}/insights/{insight_id}/download")
+    assert len(puts) >= 2  # the first request, at least one status read, and the URL read
+    assert all(request.body == {"outputs": ["classes"]} for request in puts)
+    assert run.result["outputs"] == "classes"
+    package = next(p for p in slow_sim.state.packages.values() if insight_id in json.dumps(p["source"]))
+    assert run.result["sha256"] == artifact_sha256(slow_sim, package["id"])
+
+
+def test_download_progress_goes_to_the_task_log(sim, tmp_path, monkeypatch):
+    from airflow_provider_pixxel.operators import downloads as module
+
+    loggers = []
+    real_download = module.download
+
+    def recording_download(*args: Any, **kwargs: Any) -> Any:
+        loggers.append(kwargs.get("log"))
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(module, "download", recording_download)
+    order = fulfilled_order(sim)
+    op = PixxelDownloadCatalogsOperator(
+        task_id="fetch", catalog_ids=order["catalog_ids"], destination=str(tmp_path), poll_interval=0.01
+    )
+
+    run_task(op, context())
+
+    assert loggers == [op.log]

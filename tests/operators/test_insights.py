@@ -15,7 +15,13 @@ from airflow_provider_pixxel.operators.insights import (
     build_insight_input,
 )
 from airflow_provider_pixxel.simulator import progress
-from tests.task_runner import DictTaskStateStore, make_context, rebuild_trigger, run_task
+from tests.task_runner import (
+    DictTaskStateStore,
+    make_context,
+    rebuild_trigger,
+    requires_task_state_store,
+    run_task,
+)
 
 BLOCK = {"name": "waterbodydetection", "version": "2.0.1"}
 RASTER = {
@@ -206,6 +212,7 @@ def test_timeout_is_retryable(sim: Any, deferrable: bool) -> None:
         run_task(_op(sim, deferrable=deferrable, timeout=0.2, poll_interval=0.05), _context())
 
 
+@requires_task_state_store
 def test_running_twice_creates_one_insight(sim: Any) -> None:
     store = DictTaskStateStore()
 

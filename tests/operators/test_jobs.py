@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelWaitTimeoutError
 from airflow_provider_pixxel.operators.jobs import PixxelRunJobOperator, describe_job_failure
 from airflow_provider_pixxel.simulator import progress
-from tests.task_runner import DictTaskStateStore, make_context, run_task
+from tests.task_runner import DictTaskStateStore, make_context, requires_task_state_store, run_task
 
 WORKFLOW = "field-boundaries-weekly"  # three tasks, estimated at 120 tokens
 
@@ -66,7 +66,9 @@ def test_the_project_defaults_to_the_connections(sim: Any) -> None:
 
 
 def test_a_price_above_max_cost_creates_nothing(sim: Any) -> None:
-    with pytest.raises(AirflowFailException, match=r"estimated at 120 tokens, more than max_cost=50"):
+    with pytest.raises(
+        AirflowFailException, match=r"priced at 120 tokens, more than max_cost=50; no job was created"
+    ):
         run_task(_op(sim, max_cost=50), _context())
 
     assert sim.state.created("job") == []
@@ -147,6 +149,7 @@ def test_a_partial_job_fails_unless_allowed(sim: Any, monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize("deferrable", [True, False])
+@requires_task_state_store
 def test_timeout_is_retryable_and_resumes_the_same_job(sim: Any, deferrable: bool) -> None:
     store = DictTaskStateStore()
     sim.state.scenarios.stall("job")
@@ -162,6 +165,7 @@ def test_timeout_is_retryable_and_resumes_the_same_job(sim: Any, deferrable: boo
     assert len(sim.state.created("job")) == 1
 
 
+@requires_task_state_store
 def test_running_twice_creates_one_job(sim: Any) -> None:
     store = DictTaskStateStore()
 

@@ -27,7 +27,7 @@ from airflow_provider_pixxel.operators.visualizations import (
     png_dimensions,
 )
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
-from tests.task_runner import DictTaskStateStore, make_context, run_task
+from tests.task_runner import DictTaskStateStore, make_context, requires_task_state_store, run_task
 
 FAST = {"poll_interval": 0.01, "timeout": 5.0}
 SIMULATOR_PNG_SIZE = (256, 256)
@@ -142,6 +142,7 @@ def test_create_visualization_timeout_is_retryable(
     assert created.id in str(raised.value)
 
 
+@requires_task_state_store
 def test_create_visualization_retry_reconnects_instead_of_recomputing(
     sim: SimulatorHandle, seeded: dict[str, Any]
 ) -> None:
@@ -375,12 +376,13 @@ def test_png_and_sld_go_to_object_storage(
     sld = run_task(sld_operator(seeded, f"{object_storage}/styles/{{mode}}/{{date}}.sld", dates=[day])).result
 
     png_path = ObjectStoragePath(png["path"])
-    assert png["path"] == f"{object_storage}/ndvi/{seeded['visualization_id']}_{day}_dynamic.png"
+    expected = ObjectStoragePath(f"{object_storage}/ndvi/{seeded['visualization_id']}_{day}_dynamic.png")
+    assert png["path"] == str(expected)
     assert png_dimensions(png_path.read_bytes()) == SIMULATOR_PNG_SIZE
     assert hashlib.sha256(png_path.read_bytes()).hexdigest() == png["sha256"]
+    expected_slds = [f"{object_storage}/styles/{mode}/{day}.sld" for mode in ("dynamic", "theoretical")]
     assert sorted(entry["path"] for entry in sld["files"]) == [
-        f"{object_storage}/styles/dynamic/{day}.sld",
-        f"{object_storage}/styles/theoretical/{day}.sld",
+        str(ObjectStoragePath(p)) for p in expected_slds
     ]
     for entry in sld["files"]:
         assert ElementTree.fromstring(ObjectStoragePath(entry["path"]).read_bytes()).tag.endswith(

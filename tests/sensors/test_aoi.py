@@ -11,14 +11,13 @@ from airflow.providers.common.compat.sdk import (
     AirflowSkipException,
     PokeReturnValue,
 )
-from airflow.sdk.exceptions import AirflowRescheduleException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.sensors.aoi import PixxelAOISensor
 from airflow_provider_pixxel.simulator.seed import REGIONS, TD2_ID, square
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
-from tests.task_runner import FakeTaskInstance, make_context, run_task
+from tests.task_runner import AirflowRescheduleException, FakeTaskInstance, make_context, run_task
 
 _, LON, LAT = REGIONS[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.sensors.orders import PixxelOrderSensor
@@ -50,3 +51,23 @@ def test_needs_exactly_one_id(sim, ids):
     with pytest.raises(PixxelConfigError, match="exactly one of order_id"):
         run_task(PixxelOrderSensor(task_id="wait", **ids), context())
     assert sim.state.requests() == []
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_a_failed_whole_order_names_the_failed_item_and_its_reason(sim, deferrable):
+    # GET /v0/orders/{id} carries no reason: the sensor reads the failed order item for it.
+    sim.state.scenarios.fail("order_item", message="satellite unavailable")
+    ids = place_order(sim)
+
+    with pytest.raises(AirflowFailException) as raised:
+        run_task(
+            PixxelOrderSensor(
+                task_id="wait", order_id=ids["order_id"], deferrable=deferrable, poke_interval=0.01
+            ),
+            context(),
+        )
+
+    message = str(raised.value)
+    assert f"order item {ids['order_item_id']} FAILED" in message
+    assert "satellite unavailable" in message
+    assert "no reason given" not in message

@@ -11,13 +11,12 @@ from airflow.providers.common.compat.sdk import (
     AirflowSkipException,
     PokeReturnValue,
 )
-from airflow.sdk.exceptions import AirflowRescheduleException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.sensors.visualizations import PixxelVisualizationSensor
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
-from tests.task_runner import FakeTaskInstance, make_context, run_task
+from tests.task_runner import AirflowRescheduleException, FakeTaskInstance, make_context, run_task
 
 
 class ReschedulingTaskInstance(FakeTaskInstance):
