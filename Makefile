@@ -8,7 +8,7 @@ VENV ?= .venv
 VENV_FLOOR ?= .venv-floor
 PYTEST_ARGS ?=
 
-.PHONY: test lint typecheck unit floor clean
+.PHONY: test lint typecheck unit floor chaos clean demo
 
 test: lint typecheck unit floor
 
@@ -37,5 +37,20 @@ unit: $(VENV)/.installed-$(AIRFLOW_VERSION)
 floor: $(VENV_FLOOR)/.installed-$(AIRFLOW_FLOOR)
 	$(VENV_FLOOR)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# The full chaos set: every example DAG under seeded faults, 20 seeds each (CI runs 1); one line per run
+# and the totals (faults per kind, requests, creations, digests checked) are printed at the end.
+chaos: $(VENV)/.installed-$(AIRFLOW_VERSION)
+	PIXXEL_CHAOS_SEEDS=20 $(VENV)/bin/python -m pytest -m chaos -p no:cacheprovider tests/reliability/test_chaos.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) $(VENV_FLOOR) .mypy_cache .ruff_cache .pytest_cache
+
+# The benchmarks against the local simulator, one table at the end (BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(VENV)/.installed-$(AIRFLOW_VERSION)
+	$(VENV)/bin/python -m benchmarks.run_all $(BENCH_ARGS)
+
+# The flagship example DAG end to end against the local simulator (scripts/demo.py says what it does).
+demo: $(VENV)/.installed-$(AIRFLOW_VERSION)
+	$(VENV)/bin/python scripts/demo.py

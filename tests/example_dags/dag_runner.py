@@ -34,6 +34,9 @@ def load_dag(file_name: str, dag_id: str | None = None) -> Any:
     """Import ``example_dags/<file_name>`` afresh and return its DAG (the only one, or ``dag_id``)."""
     from airflow.sdk import DAG
 
+    # Airflow puts the dags folder on sys.path, so DAG files may import their shared settings module.
+    if str(EXAMPLE_DAGS) not in sys.path:
+        sys.path.insert(0, str(EXAMPLE_DAGS))
     path = EXAMPLE_DAGS / file_name
     spec = importlib.util.spec_from_file_location(f"example_dag_{path.stem}_{next(_load_counter)}", path)
     assert spec is not None

@@ -1,0 +1,171 @@
+"""Daily index PNG: one index PNG and its SLD styles per logical date, in a date-partitioned path.
+
+A scheduled DAG with ``catchup=True``: ``airflow backfill create`` over a date range produces one
+partition per day, and re-running a day replaces its files atomically.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+from pixxel_example_settings import DEFAULT_ARGS, OUTPUT_DIR, pick
+
+from airflow_provider_pixxel.operators import PixxelGenerateIndexPngOperator, PixxelGenerateSldOperator
+
+IMAGE = "ti.xcom_pull(task_ids='find_image')"
+# <output_dir>/<dag_id>/<visualization_id>/<ds>/: one partition per visualization and logical date.
+PARTITION = "{{ params.output_dir }}/{{ dag.dag_id }}/{{ " + IMAGE + "['visualization_id'] }}/{{ ds }}"
+
+DOC_MD = """
+### Daily index PNG
+
+For each logical date `ds`, renders an index visualization of an AOI (by default the NDVI of the
+"Bengaluru rural farms" AOI) and writes, under `output_dir/<dag_id>/<visualization_id>/<ds>/`:
+`<index>.png` (the dynamic legend's PNG), `<index>_<mode>.sld` (GeoServer styles, one per
+`visualization_modes`) and `manifest.json` (the image date used, sizes and SHA-256 of every file).
+
+1. **find_image** resolves the `aoi` and `index` params (names or ids) to the AOI's visualization and
+   picks the image to render: the newest image date on or before `ds`. Satellites do not pass every
+   day, so when `ds` has no image of its own the newest earlier one is used, if it is at most
+   `max_image_age_days` old (`null`: any age); otherwise the day is **skipped**, not failed.
+2. **render_png** and **write_sld** fetch the PNG and the SLDs for that image date; each file is
+   checked (a complete PNG, well-formed XML) and replaced atomically, so re-running a day overwrites
+   its partition whole and never leaves a half-written file.
+3. **write_manifest** records what was written.
+
+`catchup=True` from the start date: once unpaused, the scheduler runs every day since. To fill a range:
+`airflow backfill create --dag-id pixxel_daily_index_png --from-date 2025-03-02 --to-date 2025-03-04`
+(add `--reprocess-behavior completed` to redo days that already ran).
+"""
+
+with DAG(
+    dag_id="pixxel_daily_index_png",
+    description="Per logical date: an AOI's index PNG and SLD styles in a date-partitioned path",
+    doc_md=DOC_MD,
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 2, 1, tz="UTC"),
+    catchup=True,
+    max_active_runs=4,
+    default_args=DEFAULT_ARGS,
+    tags=["pixxel", "example", "visualizations", "index", "backfill"],
+    params={
+        "aoi": Param("Bengaluru rural farms", type="string", minLength=1, description="AOI name or id"),
+        "index": Param("NDVI", type="string", minLength=1, description="index name or id"),
+        "max_image_age_days": Param(
+            7,
+            type=["null", "integer"],
+            minimum=0,
+            description="use an image at most this many days older than ds; null: any age",
+        ),
+        "visualization_modes": Param(
+            ["dynamic", "theoretical"],
+            type="array",
+            minItems=1,
+            items={"type": "string", "enum": ["dynamic", "theoretical"]},
+        ),
+        "output_dir": Param(OUTPUT_DIR, type="string", description="local path or object-storage URL"),
+    },
+) as dag:
+
+    @task(multiple_outputs=True)
+    def find_image(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from airflow.providers.common.compat.sdk import AirflowSkipException
+
+        from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+
+        assert ds is not None
+        assert params is not None
+        day = datetime.date.fromisoformat(ds)
+        with PixxelHook() as hook:
+            aoi_id = pick(hook.iter_aois(), params["aoi"], "AOI", id_key="aoi_id")
+            index_id = pick(hook.iter_indices(), params["index"], "index")
+            visualizations = [
+                v
+                for v in hook.iter_visualizations(aoi_id, index_id=index_id)
+                if v.get("index_id") == index_id
+            ]
+            if not visualizations:
+                raise ValueError(
+                    f"AOI {params['aoi']!r} has no {params['index']} visualization; create one first "
+                    "(PixxelCreateVisualizationOperator)"
+                )
+            # The visualization renders the AOI's mosaics: their dates are the dates it has images for.
+            image_dates = sorted(
+                {
+                    datetime.date.fromisoformat(asset["date"][:10])
+                    for asset in hook.iter_assets(aoi_id)
+                    if asset.get("asset_type") == "mosaic" and asset.get("date")
+                }
+            )
+        earlier = [d for d in image_dates if d <= day]
+        max_age = params["max_image_age_days"]
+        if not earlier or (max_age is not None and (day - earlier[-1]).days > max_age):
+            newest = earlier[-1].isoformat() if earlier else "none"
+            raise AirflowSkipException(
+                f"no image of AOI {params['aoi']!r} on or up to {max_age} days before {ds} "
+                f"(newest earlier image: {newest}); nothing to render for this day"
+            )
+        image_date = earlier[-1].isoformat()
+        if image_date != ds:
+            print(f"{ds} has no image of its own; using the newest earlier one, {image_date}")
+        return {
+            "aoi_id": aoi_id,
+            "index_id": index_id,
+            "visualization_id": str(visualizations[0]["id"]),
+            "image_date": image_date,
+            # Passed on from here rather than templated, so the operator gets a list.
+            "visualization_modes": list(params["visualization_modes"]),
+        }
+
+    image = find_image()
+    render_png = PixxelGenerateIndexPngOperator(
+        task_id="render_png",
+        aoi_id=image["aoi_id"],
+        visualization_id=image["visualization_id"],
+        index_id=image["index_id"],
+        date=image["image_date"],
+        destination=PARTITION + "/{{ params.index | lower }}.png",
+    )
+    write_sld = PixxelGenerateSldOperator(
+        task_id="write_sld",
+        aoi_id=image["aoi_id"],
+        visualization_id=image["visualization_id"],
+        dates=[image["image_date"]],
+        visualization_modes=image["visualization_modes"],
+        # {mode} is filled in by the operator, one file per visualization mode.
+        destination=PARTITION + "/{{ params.index | lower }}_{mode}.sld",
+    )
+
+    @task
+    def write_manifest(
+        image: dict[str, Any],
+        png: dict[str, Any],
+        sld: dict[str, Any],
+        ds: str | None = None,
+        params: dict[str, Any] | None = None,
+        dag: Any = None,
+    ) -> dict[str, Any]:
+        from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
+
+        assert params is not None
+        manifest = {
+            "ds": ds,
+            "image_date": image["image_date"],
+            "aoi": params["aoi"],
+            "index": params["index"],
+            "visualization_id": image["visualization_id"],
+            "png": png,
+            "sld": sld["files"],
+        }
+        partition = f"{params['output_dir']}/{dag.dag_id}/{image['visualization_id']}/{ds}"
+        written = write_bytes_atomically(
+            json.dumps(manifest, indent=2).encode(), resolve_destination(partition, "manifest.json")
+        )
+        print(f"Manifest written to {written.path}")
+        return manifest
+
+    write_manifest(image, render_png.output, write_sld.output)
