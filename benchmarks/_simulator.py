@@ -1,0 +1,42 @@
+"""The simulator for benchmarks, in its own process: ``pixxel-simulator`` plus bulk seeding.
+
+``--seed-aois N`` adds N finished AOIs straight into the state before serving (creating 100,000 AOIs
+through the API would benchmark the simulator, not the provider's pager).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+
+from airflow_provider_pixxel.simulator.server import base_url_of, bind_socket, serve_forever
+from airflow_provider_pixxel.simulator.state import DEFAULT_PACKAGE_SIZE_BYTES, SimulatorState
+
+
+def seed_aois(state: SimulatorState, count: int) -> None:
+    """``count`` more AOIs shaped like the seeded processed one, each with its own id and name."""
+    template = next(iter(state.aois.values()))
+    for index in range(count):
+        aoi = copy.deepcopy(template)
+        aoi["aoi_id"] = state.new_id()
+        aoi["name"] = f"bench-aoi-{index:06d}"
+        state.aois[aoi["aoi_id"]] = aoi
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--speed", type=float, default=0.0)
+    parser.add_argument("--package-size", type=int, default=DEFAULT_PACKAGE_SIZE_BYTES)
+    parser.add_argument("--seed-aois", type=int, default=0)
+    args = parser.parse_args()
+    state = SimulatorState(speed=args.speed, package_size_bytes=args.package_size)
+    seed_aois(state, args.seed_aois)
+    sock = bind_socket("127.0.0.1", 0)
+    print(f"PIXXEL_SIMULATOR_URL={base_url_of(sock)}", flush=True)
+    serve_forever(state, sock, log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

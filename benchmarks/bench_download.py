@@ -1,0 +1,237 @@
+"""Benchmark 1: download throughput and memory.
+
+The provider's one download routine (:func:`airflow_provider_pixxel.hooks.download.download`) against
+``curl -o`` of the same signed URL, several alternating rounds on loopback, plus the same download
+the way an Airflow user would write it without this provider (``requests.get(url).content`` and
+``HttpHook.run``). Each download runs in a fresh process so its peak RSS is its own.
+
+    python -m benchmarks.bench_download [--size-mib 1024] [--runs 5] [--rss-sizes-mib 256 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from benchmarks._common import (
+    MIB,
+    Row,
+    WorkerRun,
+    current_rss_mib,
+    emit,
+    http_provider_installed,
+    median,
+    peak_rss_mib,
+    python_worker,
+    run_worker,
+    simulator_process,
+    worker_result,
+)
+from benchmarks.setup_api import package_url
+
+CURL = shutil.which("curl") or "/usr/bin/curl"
+RSS_TARGET_MIB = 150.0
+RATIO_TARGET = 0.9
+
+
+# -- workers: one download each, in a fresh interpreter ---------------------------------------------
+
+
+def _work(mode: str, url: str, destination: str) -> None:
+    import airflow.sdk  # noqa: F401  (every way runs inside an Airflow task, which has it imported)
+
+    if mode == "provider":
+        from airflow_provider_pixxel.hooks.download import download
+
+        baseline = current_rss_mib()
+        started = time.perf_counter()
+        result = download(lambda: url, destination, overwrite=True)
+        seconds = time.perf_counter() - started
+        size = result.size
+    elif mode == "requests":
+        import requests
+
+        baseline = current_rss_mib()
+        started = time.perf_counter()
+        content = requests.get(url, timeout=600).content
+        Path(destination).write_bytes(content)
+        seconds = time.perf_counter() - started
+        size = len(content)
+    elif mode == "httphook":
+        from airflow.providers.http.hooks.http import HttpHook
+
+        parts = urlsplit(url)
+        os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps(
+            {"conn_type": "http", "host": parts.hostname, "port": parts.port, "schema": parts.scheme}
+        )
+        hook = HttpHook(method="GET", http_conn_id="bench_http")
+        baseline = current_rss_mib()
+        started = time.perf_counter()
+        content = hook.run(endpoint=f"{parts.path}?{parts.query}").content
+        Path(destination).write_bytes(content)
+        seconds = time.perf_counter() - started
+        size = len(content)
+    else:
+        raise SystemExit(f"unknown worker mode {mode!r}")
+    worker_result(
+        {"seconds": seconds, "bytes": size, "baseline_rss_mib": baseline, "peak_rss_mib": peak_rss_mib()}
+    )
+
+
+# -- the parent: alternate the ways, same URL, same destination disk --------------------------------
+
+
+def _clean(directory: Path) -> None:
+    for path in directory.iterdir():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _python_download(mode: str, url: str, directory: Path) -> WorkerRun:
+    run = run_worker(python_worker("bench_download", "--worker", mode, url, str(directory / "package.zip")))
+    # The worker's own VmHWM: exact, where wait4's figure may start from the parent's size at fork.
+    run.peak_rss_mib = run.result["peak_rss_mib"]
+    _clean(directory)
+    return run
+
+
+def _curl_download(url: str, directory: Path) -> WorkerRun:
+    run = run_worker(
+        [
+            CURL,
+            "-sS",
+            "--fail",
+            "-o",
+            str(directory / "package.zip"),
+            "-w",
+            "%{time_total} %{size_download}",
+            url,
+        ]
+    )
+    _clean(directory)
+    return run
+
+
+def _throughput(result: dict[str, float]) -> float:
+    return result["bytes"] / result["seconds"] / MIB
+
+
+def measure(size_mib: int, runs: int, rss_sizes_mib: list[int], naive_runs: int) -> None:
+    rows: list[Row] = []
+    details: dict[str, object] = {"size_mib": size_mib, "runs": runs}
+    scratch = Path(tempfile.mkdtemp(prefix="pixxel-bench-download-"))
+    try:
+        with simulator_process(package_size_bytes=size_mib * MIB) as simulator:
+            url = package_url(simulator.base_url)
+            provider, curl, ratios = [], [], []
+            naive: dict[str, list[WorkerRun]] = {"requests": []}
+            if http_provider_installed():
+                naive["httphook"] = []
+            for round_index in range(runs):
+                # Alternate which goes first, so neither always meets a warmer page cache.
+                order = ["provider", "curl"] if round_index % 2 == 0 else ["curl", "provider"]
+                measured: dict[str, float] = {}
+                for way in order:
+                    if way == "provider":
+                        run = _python_download("provider", url, scratch)
+                        provider.append(run)
+                        measured[way] = _throughput(run.result)
+                    else:
+                        run = _curl_download(url, scratch)
+                        seconds_text, size_text = run.stdout.split()
+                        measured[way] = float(size_text) / float(seconds_text) / MIB
+                        curl.append(run)
+                        run.result = {"throughput": measured[way]}
+                ratios.append(measured["provider"] / measured["curl"])
+                if round_index < naive_runs:
+                    for mode in naive:
+                        naive[mode].append(_python_download(mode, url, scratch))
+        provider_mibs = median([_throughput(run.result) for run in provider])
+        curl_mibs = median([run.result["throughput"] for run in curl])
+        ratio = median(ratios)
+        rows += [
+            Row(
+                "download",
+                f"provider download() {size_mib} MiB, median of {runs}",
+                f"{provider_mibs:.0f} MiB/s",
+            ),
+            Row("download", f"curl -o {size_mib} MiB, median of {runs}", f"{curl_mibs:.0f} MiB/s"),
+            Row(
+                "download",
+                "throughput ratio provider/curl (median of paired rounds)",
+                f"{ratio:.2f}",
+                f">= {RATIO_TARGET}",
+                ratio >= RATIO_TARGET,
+            ),
+            Row(
+                "download",
+                f"provider peak RSS at {size_mib} MiB",
+                f"{max(run.peak_rss_mib for run in provider):.0f} MiB",
+            ),
+            Row(
+                "download",
+                f"curl peak RSS at {size_mib} MiB",
+                f"{max(run.peak_rss_mib for run in curl):.0f} MiB",
+            ),
+        ]
+        labels = {"requests": "requests.get().content", "httphook": "HttpHook.run().content"}
+        for mode, naive_runs_done in naive.items():
+            if not naive_runs_done:
+                continue
+            mibs = median([_throughput(run.result) for run in naive_runs_done])
+            peak = max(run.peak_rss_mib for run in naive_runs_done)
+            rows.append(
+                Row(
+                    "download",
+                    f"{labels[mode]} {size_mib} MiB: throughput, peak RSS",
+                    f"{mibs:.0f} MiB/s, {peak:.0f} MiB",
+                )
+            )
+        details["provider_runs"] = [run.result for run in provider]
+        details["ratios"] = ratios
+        for rss_size in rss_sizes_mib:
+            with simulator_process(package_size_bytes=rss_size * MIB) as simulator:
+                run = _python_download("provider", package_url(simulator.base_url), scratch)
+            rows.append(
+                Row(
+                    "download",
+                    f"provider peak RSS at {rss_size} MiB "
+                    f"(after imports: {run.result['baseline_rss_mib']:.0f} MiB)",
+                    f"{run.peak_rss_mib:.0f} MiB",
+                    f"< {RSS_TARGET_MIB:.0f} MiB, flat",
+                    run.peak_rss_mib < RSS_TARGET_MIB,
+                )
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    emit(rows, **details)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", nargs=3, metavar=("MODE", "URL", "DESTINATION"), help=argparse.SUPPRESS)
+    parser.add_argument("--size-mib", type=int, default=1024, help="package size for the ratio (MiB)")
+    parser.add_argument("--runs", type=int, default=5, help="alternating provider/curl rounds")
+    parser.add_argument(
+        "--rss-sizes-mib", type=int, nargs="*", default=[256, 2048], help="sizes for peak RSS"
+    )
+    parser.add_argument("--naive-runs", type=int, default=2, help="rounds that also run requests/HttpHook")
+    args = parser.parse_args()
+    if args.worker:
+        _work(*args.worker)
+        return
+    measure(args.size_mib, args.runs, args.rss_sizes_mib, args.naive_runs)
+
+
+if __name__ == "__main__":
+    main()
