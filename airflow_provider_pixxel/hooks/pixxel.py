@@ -578,10 +578,8 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 "POST",
                 path("/v0/aois/{aoi_id}/downloads", aoi_id),
                 json=body(asset_ids=asset_ids),
-                creates=(
-                    "an AOI download (the API has no list of them to look in; requesting another "
-                    "with create_aoi_download() buys nothing)"
-                ),
+                # Not marked as a create: asking again only packages the same assets again and buys
+                # nothing, so a lost answer is safe to retry.
             )
         )
 
@@ -865,10 +863,8 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                     catalog_ids=None if catalog_ids is None else list(catalog_ids),
                     order_item_ids=None if order_item_ids is None else list(order_item_ids),
                 ),
-                creates=(
-                    "a catalog download (the API has no list of them to look in; requesting another "
-                    "with create_catalog_download() only packages already purchased data again)"
-                ),
+                # Not marked as a create: asking again only packages already purchased data again,
+                # so a lost answer is safe to retry.
             )
         )
 

@@ -322,7 +322,6 @@ OPERATION_CASES: list[OperationCase] = [
         kwargs={"asset_ids": ["asset-1", "asset-2"]},
         body={"asset_ids": ["asset-1", "asset-2"]},
         status=201,
-        creates=True,
     ),
     _case(
         "get_aoi_download",
@@ -569,7 +568,6 @@ OPERATION_CASES: list[OperationCase] = [
         kwargs={"catalog_ids": ["cat-1"], "order_item_ids": []},
         body={"catalog_ids": ["cat-1"], "order_item_ids": []},
         status=201,
-        creates=True,
     ),
     _case(
         "get_catalog_download",

@@ -316,7 +316,8 @@ def test_insight_selection_is_re_sent_on_every_read(slow_sim, tmp_path, deferrab
 
 
 def test_download_progress_goes_to_the_task_log(sim, tmp_path, monkeypatch):
-    from airflow_provider_pixxel.operators import downloads as module
+    # The operators import the routine when they run (not at DAG parse time): patch it at its source.
+    from airflow_provider_pixxel.hooks import download as module
 
     loggers = []
     real_download = module.download
