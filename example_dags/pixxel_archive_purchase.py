@@ -15,10 +15,10 @@ from pixxel_example_settings import (
     DEFAULT_ARGS,
     FIELD_AREA,
     OUTPUT_DIR,
-    POLL_INTERVAL_SECONDS,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
+    poll_interval_seconds,
     resolve_project,
 )
 
@@ -29,6 +29,8 @@ from airflow_provider_pixxel.operators import (
     PixxelSearchCatalogsOperator,
 )
 from airflow_provider_pixxel.sensors import PixxelOrderSensor
+
+POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
 
 ORDER_ID = "{{ ti.xcom_pull(task_ids='place_order')['order_id'] }}"
 

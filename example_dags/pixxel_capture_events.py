@@ -13,10 +13,12 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
-from pixxel_example_settings import DEFAULT_ARGS, OUTPUT_DIR, POLL_INTERVAL_SECONDS, SHORT_WAIT_SECONDS
+from pixxel_example_settings import DEFAULT_ARGS, OUTPUT_DIR, SHORT_WAIT_SECONDS, poll_interval_seconds
 
 from airflow_provider_pixxel.operators import PixxelDownloadCatalogsOperator
 from airflow_provider_pixxel.triggers.catalog import PixxelNewCatalogTrigger
+
+POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
 
 # The watcher is built when the file is parsed, before any run and its params exist, so what it
 # watches comes from the deployment's environment (no connection or Variable is read while parsing):

@@ -16,9 +16,17 @@ from airflow_provider_pixxel.exceptions import PixxelConfigError
 OWNER = "eo-data-engineering"
 DEFAULT_ARGS: dict[str, Any] = {"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=5)}
 
-# Seconds between status reads. Not templatable (operators take it as a number when the DAG is
-# built), so it comes from the environment: the demo sets 1 s, the tests a few milliseconds.
-POLL_INTERVAL_SECONDS = float(os.environ.get("PIXXEL_EXAMPLE_POLL_INTERVAL", "60"))
+
+def poll_interval_seconds() -> float:
+    """Seconds between status reads, from ``PIXXEL_EXAMPLE_POLL_INTERVAL`` (default 60).
+
+    Not templatable (operators take a number when the DAG is built), so it comes from the
+    environment: the demo sets 1 s, the tests a few milliseconds. A function, called by each DAG file
+    when it is parsed: this module is imported once per process and would keep the first value.
+    """
+    return float(os.environ.get("PIXXEL_EXAMPLE_POLL_INTERVAL", "60"))
+
+
 # Tasking takes days; downloads and jobs hours at most.
 LONG_WAIT_SECONDS = 14 * 24 * 3600.0
 SHORT_WAIT_SECONDS = 6 * 3600.0

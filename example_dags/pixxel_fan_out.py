@@ -11,10 +11,10 @@ from airflow.sdk import DAG, Param, task
 from pixxel_example_settings import (
     DEFAULT_ARGS,
     OUTPUT_DIR,
-    POLL_INTERVAL_SECONDS,
     SHORT_WAIT_SECONDS,
     check_area,
     pick,
+    poll_interval_seconds,
     resolve_project,
 )
 
@@ -23,6 +23,8 @@ from airflow_provider_pixxel.operators import (
     PixxelDownloadAssetsOperator,
     PixxelSearchImagesOperator,
 )
+
+POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
 
 # Every task that calls the API runs in this pool. Size it to what the account's rate limit allows
 # at once, e.g. `airflow pools set pixxel_api 4 "Pixxel API calls"`: 4 slots keep a fan-out over

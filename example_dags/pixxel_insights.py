@@ -10,11 +10,11 @@ from pixxel_example_settings import (
     DEFAULT_ARGS,
     FIELD_AREA,
     OUTPUT_DIR,
-    POLL_INTERVAL_SECONDS,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
+    poll_interval_seconds,
     resolve_project,
 )
 
@@ -24,6 +24,8 @@ from airflow_provider_pixxel.operators import (
     PixxelDownloadInsightsOperator,
     PixxelSearchImagesOperator,
 )
+
+POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
 
 DOC_MD = """
 ### Insights

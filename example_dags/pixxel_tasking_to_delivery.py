@@ -16,11 +16,11 @@ from pixxel_example_settings import (
     FIELD_AREA,
     LONG_WAIT_SECONDS,
     OUTPUT_DIR,
-    POLL_INTERVAL_SECONDS,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
+    poll_interval_seconds,
     resolve_project,
 )
 
@@ -36,6 +36,8 @@ from airflow_provider_pixxel.operators import (
     PixxelSearchImagesOperator,
 )
 from airflow_provider_pixxel.sensors import PixxelDeliverySensor, PixxelOrderSensor
+
+POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
 
 ORDER_ID = "{{ ti.xcom_pull(task_ids='place_order')['order_id'] }}"
 CATALOG_IDS = "{{ ti.xcom_pull(task_ids='find_catalogs')['catalog_ids'] }}"

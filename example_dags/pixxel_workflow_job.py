@@ -14,10 +14,10 @@ from airflow.sdk import DAG, Param, task
 from pixxel_example_settings import (
     DEFAULT_ARGS,
     OUTPUT_DIR,
-    POLL_INTERVAL_SECONDS,
     SHORT_WAIT_SECONDS,
     output_path,
     pick,
+    poll_interval_seconds,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -25,6 +25,8 @@ from airflow_provider_pixxel.operators import (
     PixxelDownloadTaskOperator,
     PixxelRunJobOperator,
 )
+
+POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
 
 WORKFLOW_ID = "{{ ti.xcom_pull(task_ids='run_job')['workflow_id'] }}"
 JOB_ID = "{{ ti.xcom_pull(task_ids='run_job')['job_id'] }}"
