@@ -37,7 +37,14 @@ from airflow_provider_pixxel.simulator.faults import FaultKind
 from airflow_provider_pixxel.simulator.seed import REGIONS, TD2_ID, square
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
 from tests.reliability.conftest import enable_hook_retries
-from tests.task_runner import DictTaskStateStore, first_event, make_context, rebuild_trigger, run_task
+from tests.task_runner import (
+    DictTaskStateStore,
+    first_event,
+    make_context,
+    rebuild_trigger,
+    requires_task_state_store,
+    run_task,
+)
 
 _, LON, LAT = REGIONS[0]
 FIELD = {"type": "Polygon", "coordinates": square(LON, LAT, 0.05)}
@@ -183,6 +190,7 @@ def _context(store: DictTaskStateStore) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("creator", CREATORS, ids=CREATOR_IDS)
+@requires_task_state_store
 def test_worker_killed_after_submitting_reconnects_on_retry(
     creator: Creator, slow_sim: SimulatorHandle
 ) -> None:
@@ -209,6 +217,7 @@ def test_worker_killed_after_submitting_reconnects_on_retry(
 
 
 @pytest.mark.parametrize("creator", CREATORS, ids=CREATOR_IDS)
+@requires_task_state_store
 def test_retry_of_finished_work_returns_without_creating_or_waiting(
     creator: Creator, sim: SimulatorHandle
 ) -> None:
@@ -255,6 +264,7 @@ def test_deferred_task_survives_a_triggerer_restart(creator: Creator, slow_sim: 
 
 
 @pytest.mark.parametrize("creator", CREATORS, ids=CREATOR_IDS)
+@requires_task_state_store
 def test_deferred_task_retried_after_a_lost_trigger_reconnects(
     creator: Creator, slow_sim: SimulatorHandle
 ) -> None:
