@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperatorLink, XCom
 
-from airflow_provider_pixxel.hooks.transport import DEFAULT_CONN_ID
+from airflow_provider_pixxel.hooks import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator

@@ -28,13 +28,13 @@ from airflow_provider_pixxel.exceptions import (
     PixxelTransportError,
     api_error_class,
 )
+from airflow_provider_pixxel.hooks import DEFAULT_CONN_ID as DEFAULT_CONN_ID  # re-exported for the hooks
 from airflow_provider_pixxel.hooks.retry import DEFAULT_MAX_RETRIES, parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.pixxel.space"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 USER_AGENT = f"airflow-provider-pixxel/{__version__}"
-DEFAULT_CONN_ID = "pixxel_default"
 
 ResponseKind = Literal["json", "bytes", "text", "empty"]
 

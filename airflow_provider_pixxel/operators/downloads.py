@@ -32,12 +32,16 @@ from airflow_provider_pixxel.links import (
 )
 from airflow_provider_pixxel.operators.base import PixxelResumableOperator
 from airflow_provider_pixxel.operators.catalog import exactly_one_id_list, id_list
-from airflow_provider_pixxel.resources import LIST_SEPARATOR, insight_selection, watchable
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_pixxel import resources
     from airflow_provider_pixxel.hooks.download import Destination, Target
+else:
+    # Needed once the task runs, not while a DAG file is parsed (see utils/lazy_import.py).
+    resources = lazy_import("airflow_provider_pixxel.resources")
 
 PENDING_ID = "pending"
 
@@ -115,10 +119,9 @@ class PixxelDownloadOperatorBase(PixxelResumableOperator):
 
     def execute(self, context: Context) -> Any:
         known = self.check_arguments()
+        id_names = resources.watchable(self.watch_kind).id_names
         # Refuses a destination that escapes its base directory before anything is requested.
-        self.target(
-            {**known, **{name: known.get(name, PENDING_ID) for name in watchable(self.watch_kind).id_names}}
-        )
+        self.target({**known, **{name: known.get(name, PENDING_ID) for name in id_names}})
         return super().execute(context)
 
     def finish(self, context: Context, ids: Mapping[str, str], event: Mapping[str, Any]) -> Any:
@@ -435,7 +438,7 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
         for field, value in (("inputs", self.inputs), ("outputs", self.outputs)):
             chosen = id_list(value, field=field)
             if chosen:
-                ids[field] = LIST_SEPARATOR.join(chosen)
+                ids[field] = resources.LIST_SEPARATOR.join(chosen)
         return ids
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
@@ -446,7 +449,7 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
         return self.check_arguments()
 
     def default_file_name(self, ids: Mapping[str, str]) -> str:
-        selection = insight_selection(ids)
+        selection = resources.insight_selection(ids)
         if not (selection["inputs"] or selection["outputs"]):
             return f"insight-{ids['insight_id']}.zip"
         # Different selections are different packages: never let one pass for another.
@@ -455,7 +458,7 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
 
     def signed_url(self, ids: Mapping[str, str]) -> str:
         return _url_of(
-            self.hook.download_insights(ids["aoi_id"], ids["insight_id"], **insight_selection(ids))
+            self.hook.download_insights(ids["aoi_id"], ids["insight_id"], **resources.insight_selection(ids))
         )
 
 

@@ -23,15 +23,20 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_pixxel.compat import default_deferrable
 from airflow_provider_pixxel.exceptions import PixxelError
-from airflow_provider_pixxel.hooks.transport import DEFAULT_CONN_ID
-from airflow_provider_pixxel.resources import Observation, read_sync, watchable
-from airflow_provider_pixxel.statuses import Phase
-from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
+from airflow_provider_pixxel.hooks import DEFAULT_CONN_ID
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_pixxel import resources, statuses
     from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+    from airflow_provider_pixxel.triggers import status as status_trigger
+else:
+    # Needed once the sensor runs, not while a DAG file is parsed (see utils/lazy_import.py).
+    resources = lazy_import("airflow_provider_pixxel.resources")
+    statuses = lazy_import("airflow_provider_pixxel.statuses")
+    status_trigger = lazy_import("airflow_provider_pixxel.triggers.status")
 
 
 class PixxelStatusSensor(BaseSensorOperator):
@@ -69,22 +74,24 @@ class PixxelStatusSensor(BaseSensorOperator):
         return PixxelHook(self.pixxel_conn_id)
 
     def resource_ids(self) -> dict[str, str]:
-        return watchable(self.watch_kind).check_ids({name: getattr(self, name) for name in self.id_fields})
+        return resources.watchable(self.watch_kind).check_ids(
+            {name: getattr(self, name) for name in self.id_fields}
+        )
 
-    def _judge(self, ids: dict[str, str], phase: Phase, status: Any, reason: Any) -> bool:
+    def _judge(self, ids: dict[str, str], phase: statuses.Phase, status: Any, reason: Any) -> bool:
         """True when done, False to keep waiting; raises on a failure."""
-        description = watchable(self.watch_kind).describe(ids)
-        if phase is Phase.RUNNING:
+        description = resources.watchable(self.watch_kind).describe(ids)
+        if phase is statuses.Phase.RUNNING:
             return False
-        if phase is Phase.SUCCESS or (phase is Phase.PARTIAL and self.allow_partial):
+        if phase is statuses.Phase.SUCCESS or (phase is statuses.Phase.PARTIAL and self.allow_partial):
             return True
-        hint = " Set allow_partial=True to accept partial results." if phase is Phase.PARTIAL else ""
+        hint = " Set allow_partial=True to accept partial results." if phase is statuses.Phase.PARTIAL else ""
         raise AirflowFailException(f"{description} ended with status {status}: {reason}.{hint}")
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         ids = self.resource_ids()
-        observation: Observation = read_sync(self.hook, self.watch_kind, ids)
-        self.log.info("%s is %s", watchable(self.watch_kind).describe(ids), observation.status)
+        observation: resources.Observation = resources.read_sync(self.hook, self.watch_kind, ids)
+        self.log.info("%s is %s", resources.watchable(self.watch_kind).describe(ids), observation.status)
         done = self._judge(ids, observation.phase, observation.status, observation.reason)
         return (
             PokeReturnValue(is_done=True, xcom_value={**ids, "status": observation.status}) if done else False
@@ -98,7 +105,7 @@ class PixxelStatusSensor(BaseSensorOperator):
         if first:
             return first.xcom_value if isinstance(first, PokeReturnValue) else None
         self.defer(
-            trigger=PixxelStatusTrigger(
+            trigger=status_trigger.PixxelStatusTrigger(
                 kind=self.watch_kind,
                 ids=ids,
                 pixxel_conn_id=self.pixxel_conn_id,
@@ -110,13 +117,13 @@ class PixxelStatusSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
-        event = validate_event(event, kind=self.watch_kind, ids=self.resource_ids())
+        event = status_trigger.validate_event(event, kind=self.watch_kind, ids=self.resource_ids())
         ids = event["ids"]
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(
-                event.get("message") or f"{watchable(self.watch_kind).describe(ids)} timed out"
+                event.get("message") or f"{resources.watchable(self.watch_kind).describe(ids)} timed out"
             )
         if event["status"] == "error":
             raise PixxelError(event.get("message") or "the Pixxel trigger reported an error")
-        self._judge(ids, Phase(event["status"]), event.get("remote_status"), event.get("reason"))
+        self._judge(ids, statuses.Phase(event["status"]), event.get("remote_status"), event.get("reason"))
         return {**ids, "status": event.get("remote_status")}

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
-from airflow_provider_pixxel.resources import watchable
 from airflow_provider_pixxel.sensors.base import PixxelStatusSensor
 
 
@@ -51,4 +50,4 @@ class PixxelOrderSensor(PixxelStatusSensor):
                 "give exactly one of order_id (wait for every item of the order) or order_item_id (wait "
                 f"for one item); {'both were' if given else 'neither was'} given"
             )
-        return watchable(self.watch_kind).check_ids({name: getattr(self, name) for name in self.id_fields})
+        return super().resource_ids()
