@@ -103,10 +103,11 @@ class PixxelOutcomeUnknownError(PixxelError):
     something billable: sending it again could buy the same thing twice.
     """
 
-    def __init__(self, message: str, *, method: str, url: str, cause: PixxelError) -> None:
+    def __init__(self, message: str, *, method: str, url: str, cause: PixxelError | None = None) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
+        #: The failure that left the outcome unknown; None when an earlier, interrupted try sent it.
         self.cause = cause
 
 

@@ -14,6 +14,7 @@ HOOK_MODULES = [
     "airflow_provider_pixxel.hooks.pagination",
     "airflow_provider_pixxel.hooks.pixxel",
     "airflow_provider_pixxel.hooks.pixxel_async",
+    "airflow_provider_pixxel.hooks.reconcile",
     "airflow_provider_pixxel.hooks.retry",
     "airflow_provider_pixxel.hooks.transport",
 ]

@@ -69,6 +69,9 @@ class DictTaskStateStore:
         json.dumps(value)
         self.values[key] = value
 
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
 
 @dataclass
 class TaskRun:

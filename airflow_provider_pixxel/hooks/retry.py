@@ -87,11 +87,18 @@ class RetryPolicy:
     initial_delay: float = 1.0
     max_delay: float = 60.0
     max_retry_after: float = 600.0
+    #: After a create request's answer is lost, how long to wait before each look for what it made
+    #: (``hooks/reconcile.py``): a server may still be finishing the request when the client gives up.
+    settle_delays: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
     jitter: Callable[[float, float], float] = field(default=random.uniform, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {self.max_retries}")
+        if not self.settle_delays or any(delay < 0 for delay in self.settle_delays):
+            raise ValueError(
+                f"settle_delays must be one or more waits of 0 s or more, got {self.settle_delays!r}"
+            )
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential wait before retry number ``attempt`` (1-based)."""

@@ -31,10 +31,15 @@ from airflow_provider_pixxel.utils.dates import (
     datetime_interval,
     search_timestamp,
 )
-from airflow_provider_pixxel.utils.geometry import normalize_aoi_geometry
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_pixxel.utils import geometry
+else:
+    # Needed once the task runs, not while a DAG file is parsed (see utils/lazy_import.py).
+    geometry = lazy_import("airflow_provider_pixxel.utils.geometry")
 
 MAX_IMAGE_SEARCH_LIMIT = 10000
 DEFAULT_MAX_RETURNED_IDS = 1000
@@ -101,7 +106,7 @@ def require_count(field: str, value: Any, low: int, high: int | None = None) -> 
 
 def bare_geometry(value: Any, field: str) -> dict[str, Any]:
     """A checked GeoJSON Polygon or MultiPolygon; one Feature (or a collection of one) is unwrapped."""
-    normalized = normalize_aoi_geometry(value, field=field, want="any")
+    normalized = geometry.normalize_aoi_geometry(value, field=field, want="any")
     if normalized["type"] == "FeatureCollection":
         features = normalized["features"]
         if len(features) != 1:
@@ -632,7 +637,7 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
             "description": require_text("description", self.description),
             "satellite_id": require_text("satellite_id", self.satellite_id),
             "provider": require_text("provider", self.provider).lower(),
-            "geometry": normalize_aoi_geometry(self.geometry, field="geometry", want="polygon"),
+            "geometry": geometry.normalize_aoi_geometry(self.geometry, field="geometry", want="polygon"),
             "item_ids": require_text_list("item_ids", self.item_ids),
             "project_id": self.hook.resolve_project_id(
                 None if self.project_id in (None, "") else require_text("project_id", self.project_id)
@@ -643,9 +648,16 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
         return [f"aoi/{ids['aoi_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
+        from airflow_provider_pixxel.hooks.reconcile import aoi_lookup, create_exactly_once
+
         request = self.build_request()
         try:
-            aoi = self.hook.create_aoi(**request)
+            aoi = create_exactly_once(
+                self.hook,
+                lambda: self.hook.create_aoi(**request),
+                aoi_lookup(self.hook, request["name"]),
+                journal=self.creation_journal(context),
+            )
         except PixxelValidationError as error:
             if error.status == 409:
                 raise AirflowFailException(

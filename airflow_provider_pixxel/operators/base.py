@@ -28,17 +28,23 @@ from airflow_provider_pixxel.exceptions import (
     PixxelOutcomeUnknownError,
     PixxelWaitTimeoutError,
 )
-from airflow_provider_pixxel.hooks.transport import DEFAULT_CONN_ID
+from airflow_provider_pixxel.hooks import DEFAULT_CONN_ID
 from airflow_provider_pixxel.lineage import PixxelLineageMixin
 from airflow_provider_pixxel.links import IDS_XCOM_KEY
-from airflow_provider_pixxel.resources import read_sync, watchable
-from airflow_provider_pixxel.statuses import Phase
-from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event, wait_inline
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_pixxel import resources, statuses
     from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+    from airflow_provider_pixxel.hooks.reconcile import CreationJournal
+    from airflow_provider_pixxel.triggers import status as status_trigger
+else:
+    # Needed once the task runs, not while a DAG file is parsed (see utils/lazy_import.py).
+    resources = lazy_import("airflow_provider_pixxel.resources")
+    statuses = lazy_import("airflow_provider_pixxel.statuses")
+    status_trigger = lazy_import("airflow_provider_pixxel.triggers.status")
 
 try:  # Airflow 3.3+
     from airflow.sdk import ResumableJobMixin
@@ -170,6 +176,10 @@ class PixxelWaitingOperator(PixxelLineageMixin, PixxelBaseOperator):
     def project_id_for_stop(self) -> str | None:
         return None
 
+    def creation_journal(self, context: Context) -> CreationJournal | None:
+        """Where a create request is noted before it is sent: only resumable operators have one."""
+        return None
+
     # -- the shared flow -----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
@@ -211,14 +221,14 @@ class PixxelWaitingOperator(PixxelLineageMixin, PixxelBaseOperator):
         if not self.wait_for_completion:
             return {**ids, "status": None}
         self.check_timing()
-        spec = watchable(self.watch_kind)
-        observation = read_sync(self.hook, self.watch_kind, ids)
+        spec = resources.watchable(self.watch_kind)
+        observation = resources.read_sync(self.hook, self.watch_kind, ids)
         self.log.info("%s is %s", spec.describe(ids), observation.status)
         if observation.phase.terminal:
             event = {"status": observation.phase.value, "kind": self.watch_kind, "ids": dict(ids)}
             event.update(observation.as_event())
             return self.conclude(context, event)
-        trigger = PixxelStatusTrigger(
+        trigger = status_trigger.PixxelStatusTrigger(
             kind=self.watch_kind,
             ids=ids,
             pixxel_conn_id=self.pixxel_conn_id,
@@ -234,22 +244,22 @@ class PixxelWaitingOperator(PixxelLineageMixin, PixxelBaseOperator):
                 # A little beyond the trigger's own deadline: the trigger reports the timeout itself.
                 timeout=timedelta(seconds=self.timeout + max(60.0, 2 * self.poll_interval)),
             )
-        return self.conclude(context, wait_inline(trigger))
+        return self.conclude(context, status_trigger.wait_inline(trigger))
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         """Resume after deferral: validate the event, then conclude as the inline path does."""
         return self.conclude(context, event)
 
     def conclude(self, context: Context, event: Any) -> Any:
-        event = validate_event(event, kind=self.watch_kind)
+        event = status_trigger.validate_event(event, kind=self.watch_kind)
         ids = event["ids"]
         # A task resumed after deferral is a new operator instance: its lineage comes from the event.
         self.lineage_ids = dict(ids)
-        description = watchable(self.watch_kind).describe(ids)
+        description = resources.watchable(self.watch_kind).describe(ids)
         status = event["status"]
-        if status == Phase.SUCCESS.value:
+        if status == statuses.Phase.SUCCESS.value:
             return self.finish(context, ids, event)
-        if status == Phase.PARTIAL.value:
+        if status == statuses.Phase.PARTIAL.value:
             if self.allow_partial:
                 self.log.warning(
                     "%s ended partially (%s); accepted as allow_partial=True",
@@ -261,7 +271,7 @@ class PixxelWaitingOperator(PixxelLineageMixin, PixxelBaseOperator):
                 f"{description} ended partially ({event.get('remote_status')}): {event.get('reason')}. "
                 "Set allow_partial=True to accept partial results."
             )
-        if status == Phase.FAILURE.value:
+        if status == statuses.Phase.FAILURE.value:
             # AirflowFailException: a dead remote job does not come back by retrying the task.
             raise AirflowFailException(
                 f"{description} failed with status {event.get('remote_status')}: {event.get('reason')}"
@@ -297,24 +307,47 @@ class PixxelResumableOperator(ResumableJobMixin, PixxelWaitingOperator):
             self.check_timing()
         return self.execute_resumable(context)
 
+    def creation_journal(self, context: Context) -> CreationJournal | None:
+        """The ``task_state_store`` that ``create_exactly_once`` notes a request in before sending it."""
+        return context.get("task_state_store") if self.durable else None
+
     def submit_job(self, context: Context) -> Any:
-        ids = self.start_once(context)
+        from airflow_provider_pixxel.hooks.reconcile import PENDING_CREATION_KEY
+
+        store = self.creation_journal(context)
+        try:
+            ids = self.start_once(context)
+        except Exception as error:
+            unknown = isinstance(error, PixxelOutcomeUnknownError) or isinstance(
+                error.__cause__, PixxelOutcomeUnknownError
+            )
+            if store is not None and not unknown:
+                # Answered (or refused, or never sent): a later try must not look for what it made.
+                store.delete(PENDING_CREATION_KEY)
+            raise
+        if store is not None:
+            # The ids go in before the pending request comes out (the mixin stores them once more), so
+            # at no moment is neither recorded: a try killed in between still finds one of them.
+            store.set(self.external_id_key, dict(ids))
+            store.delete(PENDING_CREATION_KEY)
         self.remember_ids(context, ids)
         self._killable_ids = ids
         return ids
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
-        ids = watchable(self.watch_kind).check_ids(external_id)
-        return read_sync(self.hook, self.watch_kind, ids).phase.value
+        ids = resources.watchable(self.watch_kind).check_ids(external_id)
+        return resources.read_sync(self.hook, self.watch_kind, ids).phase.value
 
     def is_job_active(self, status: str) -> bool:
-        return status == Phase.RUNNING.value
+        return status == statuses.Phase.RUNNING.value
 
     def is_job_succeeded(self, status: str) -> bool:
-        return status == Phase.SUCCESS.value or (self.allow_partial and status == Phase.PARTIAL.value)
+        return status == statuses.Phase.SUCCESS.value or (
+            self.allow_partial and status == statuses.Phase.PARTIAL.value
+        )
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
-        ids = watchable(self.watch_kind).check_ids(external_id)
+        ids = resources.watchable(self.watch_kind).check_ids(external_id)
         # A reconnecting try starts with no XCom of its own: extra links and lineage read the ids there.
         self.remember_ids(context, ids)
         self._killable_ids = ids
@@ -325,13 +358,13 @@ class PixxelResumableOperator(ResumableJobMixin, PixxelWaitingOperator):
         if hasattr(self, "_result"):
             return self._result
         # Reached when a retry finds the work already succeeded: read it once more to build the result.
-        ids = watchable(self.watch_kind).check_ids(external_id)
+        ids = resources.watchable(self.watch_kind).check_ids(external_id)
         self.log.info(
             "%s already succeeded in an earlier try; not creating it again",
-            watchable(self.watch_kind).describe(ids),
+            resources.watchable(self.watch_kind).describe(ids),
         )
         self.remember_ids(context, ids)
-        observation = read_sync(self.hook, self.watch_kind, ids)
+        observation = resources.read_sync(self.hook, self.watch_kind, ids)
         event = {
             "status": observation.phase.value,
             "kind": self.watch_kind,

@@ -21,12 +21,18 @@ from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
 from airflow_provider_pixxel.lineage import id_names
 from airflow_provider_pixxel.links import IDS_XCOM_KEY, PixxelAuroraDeliveryLink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
-from airflow_provider_pixxel.resources import Observation, read_sync
-from airflow_provider_pixxel.statuses import Phase
-from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event, wait_inline
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_pixxel import resources, statuses
+    from airflow_provider_pixxel.triggers import status as status_trigger
+else:
+    # Needed once the task runs, not while a DAG file is parsed (see utils/lazy_import.py).
+    resources = lazy_import("airflow_provider_pixxel.resources")
+    statuses = lazy_import("airflow_provider_pixxel.statuses")
+    status_trigger = lazy_import("airflow_provider_pixxel.triggers.status")
 
 CATALOG_PAGE_SIZE = 100
 DEADLINE_XCOM_KEY = "pixxel_wait_deadline"
@@ -252,7 +258,9 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
     Give exactly one of ``catalog_ids`` (from :class:`PixxelSearchCatalogsOperator`) or
     ``order_item_ids``. Pixxel creates one delivery per catalog; the task waits on each of them and
     fails with the remote reason if any fails. The delivery ids are kept across task retries, so a
-    retry waits on the same deliveries instead of requesting them again.
+    retry waits on the same deliveries instead of requesting them again. When Pixxel refuses the request
+    as a duplicate (409: the same data already on its way to the same store and path, from a request of
+    this task whose answer was lost or from another run), the task follows those deliveries instead.
 
     Returns ``{"delivery_ids": [...], "target_paths": [...], "statuses": [...], "store_id": ...}``;
     each object lands at the store's path prefix + ``path`` + its target path.
@@ -320,8 +328,31 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
         return id_names("catalog" if field == "catalog_ids" else "order_item", chosen)
 
     def start(self, context: Context) -> dict[str, str]:
+        from airflow_provider_pixxel.exceptions import PixxelValidationError
+
         request = self.delivery_request()
-        answer = self.hook.create_deliveries(deliveries=[request]) or {}
+        # Noted first so that, after a duplicate refusal, deliveries made by a request of ours whose
+        # answer was lost can be told from older ones, even those that have finished since.
+        delivered_before = set(self.deliveries_to_target(request))
+        try:
+            answer = self.hook.create_deliveries(deliveries=[request]) or {}
+        except PixxelValidationError as error:
+            # 409: the same data is already on its way to the same store and path, from a request of
+            # ours whose answer was lost (the hook re-sends delivery requests) or from another run.
+            following = [
+                delivery
+                for delivery_id, delivery in self.deliveries_to_target(request).items()
+                if delivery_id not in delivered_before
+                or statuses.phase_of(statuses.Resource.DELIVERY, delivery) is statuses.Phase.RUNNING
+            ]
+            if error.status != 409 or not following:
+                raise
+            self.log.warning(
+                "Pixxel refused the delivery as a duplicate (%s); following the deliveries made for this "
+                "request or already under way to the same store and path instead",
+                error.message,
+            )
+            answer = {"deliveries": following}
         deliveries = [d for d in answer.get("deliveries") or [] if isinstance(d, Mapping)]
         delivery_ids = [str(d["delivery_id"]) for d in deliveries if d.get("delivery_id")]
         if not delivery_ids:
@@ -333,6 +364,24 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
             ", ".join(delivery_ids),
         )
         return {"delivery_ids": _ID_SEPARATOR.join(delivery_ids)}
+
+    def deliveries_to_target(self, request: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+        """Every delivery of the requested catalogs or order items to the requested store and path."""
+        target = request["cloud_info"]
+        found: dict[str, Mapping[str, Any]] = {}
+        for field, filter_name in (("catalog_ids", "catalog_id"), ("order_item_ids", "order_item_id")):
+            for requested_id in request.get(field) or []:
+                answer = self.hook.list_deliveries(**{filter_name: requested_id}) or {}
+                for delivery in answer.get("deliveries") or []:
+                    cloud = delivery.get("cloud_delivery") if isinstance(delivery, Mapping) else None
+                    if (
+                        isinstance(cloud, Mapping)
+                        and cloud.get("config") == target["config"]
+                        and (cloud.get("path") or "") == target.get("path", "")
+                        and delivery.get("delivery_id")
+                    ):
+                        found[str(delivery["delivery_id"])] = delivery
+        return found
 
     # Several deliveries come from one request, so the resumable hooks work on the whole list.
 
@@ -346,10 +395,10 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         phases = [self._read(delivery_id).phase for delivery_id in self._delivery_ids(external_id)]
-        for phase in (Phase.FAILURE, Phase.RUNNING, Phase.PARTIAL):
+        for phase in (statuses.Phase.FAILURE, statuses.Phase.RUNNING, statuses.Phase.PARTIAL):
             if phase in phases:
                 return phase.value
-        return Phase.SUCCESS.value
+        return statuses.Phase.SUCCESS.value
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         self._result = self.wait_on_deliveries(context, self._delivery_ids(external_id), deadline=None)
@@ -360,15 +409,15 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
             return self._result
         return self.wait_on_deliveries(context, self._delivery_ids(external_id), deadline=None)
 
-    def _read(self, delivery_id: str) -> Observation:
-        return read_sync(self.hook, self.watch_kind, {"delivery_id": delivery_id})
+    def _read(self, delivery_id: str) -> resources.Observation:
+        return resources.read_sync(self.hook, self.watch_kind, {"delivery_id": delivery_id})
 
     def wait_on_deliveries(
         self, context: Context, delivery_ids: list[str], *, deadline: float | None
     ) -> dict[str, Any]:
         """Wait on each delivery in turn with the shared trigger; one deadline covers them all."""
         target_paths: list[str | None] = []
-        statuses: list[str | None] = []
+        remote_statuses: list[str | None] = []
         if self.wait_for_completion:
             self.check_timing()
         for delivery_id in delivery_ids:
@@ -379,7 +428,7 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
                     deadline = time.time() + self.timeout
                     # Kept where a resumed task finds it: defer kwargs are not passed back by dag.test().
                     context["ti"].xcom_push(key=DEADLINE_XCOM_KEY, value=deadline)
-                trigger = PixxelStatusTrigger(
+                trigger = status_trigger.PixxelStatusTrigger(
                     kind=self.watch_kind,
                     ids=ids,
                     pixxel_conn_id=self.pixxel_conn_id,
@@ -394,10 +443,10 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
                             seconds=max(0.0, deadline - time.time()) + max(60.0, 2 * self.poll_interval)
                         ),
                     )
-                event = self.judge(context, wait_inline(trigger))
+                event = self.judge(context, status_trigger.wait_inline(trigger))
                 detail = event.get("detail") or {}
                 target_paths.append(detail.get("target_path"))
-                statuses.append(event.get("remote_status"))
+                remote_statuses.append(event.get("remote_status"))
                 continue
             if self.wait_for_completion:
                 self.judge(
@@ -410,11 +459,11 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
                     },
                 )
             target_paths.append(observation.detail.get("target_path"))
-            statuses.append(observation.status)
+            remote_statuses.append(observation.status)
         return {
             "delivery_ids": delivery_ids,
             "target_paths": target_paths,
-            "statuses": statuses,
+            "statuses": remote_statuses,
             "store_id": self.store_id,
         }
 
@@ -434,7 +483,7 @@ class PixxelCreateDeliveryOperator(PixxelResumableOperator):
 
     def judge(self, context: Context, event: Any) -> dict[str, Any]:
         """Raise on a failed, partial (unless allowed) or timed-out delivery; return the event."""
-        event = validate_event(event, kind=self.watch_kind)
+        event = status_trigger.validate_event(event, kind=self.watch_kind)
         self.conclude(context, event)
         return event
 

@@ -304,7 +304,14 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
             subject=f"insight {block['name']} {block['version']} on AOI {aoi_id}",
             consequence="it was not run",
         )
-        created = self.hook.create_insights(aoi_id, **request)
+        from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, insight_lookup
+
+        created = create_exactly_once(
+            self.hook,
+            lambda: self.hook.create_insights(aoi_id, **request),
+            insight_lookup(self.hook, aoi_id, name=self.name, block_name=block["name"]),
+            journal=self.creation_journal(context),
+        )
         insight_id = created.get("id") if isinstance(created, Mapping) else None
         if not insight_id:
             raise PixxelError(

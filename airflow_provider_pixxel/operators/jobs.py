@@ -21,17 +21,23 @@ from airflow_provider_pixxel.operators.base import (
     check_required_text,
     refuse_above_max_cost,
 )
-from airflow_provider_pixxel.resources import watchable
-from airflow_provider_pixxel.statuses import Phase, Resource, describe_val_errors, failure_reason
-from airflow_provider_pixxel.triggers.status import validate_event
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_pixxel import resources, statuses
+    from airflow_provider_pixxel.triggers import status as status_trigger
+else:
+    # Needed once the task runs, not while a DAG file is parsed (see utils/lazy_import.py).
+    resources = lazy_import("airflow_provider_pixxel.resources")
+    statuses = lazy_import("airflow_provider_pixxel.statuses")
+    status_trigger = lazy_import("airflow_provider_pixxel.triggers.status")
+
 
 def describe_job_failure(job: Mapping[str, Any]) -> str:
     """Why a job failed: its own error fields, its validation errors and each failed task's reason."""
-    return failure_reason(job, Resource.JOB)
+    return statuses.failure_reason(job, statuses.Resource.JOB)
 
 
 class PixxelRunJobOperator(PixxelResumableOperator):
@@ -123,7 +129,14 @@ class PixxelRunJobOperator(PixxelResumableOperator):
             subject=f"a run of workflow {self.workflow_id}",
             consequence="no job was created",
         )
-        job = self.hook.create_job(self.workflow_id, project_id=project_id)
+        from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, job_lookup
+
+        job = create_exactly_once(
+            self.hook,
+            lambda: self.hook.create_job(self.workflow_id, project_id=project_id),
+            job_lookup(self.hook, self.workflow_id),
+            journal=self.creation_journal(context),
+        )
         job_id = job.get("id") if isinstance(job, Mapping) else None
         if not job_id:
             # A retry would create another job: a person has to look first.
@@ -138,23 +151,24 @@ class PixxelRunJobOperator(PixxelResumableOperator):
             # A job with validation errors never runs: waiting on it would only reach the timeout.
             raise AirflowFailException(
                 f"workflow job workflow_id={self.workflow_id} / job_id={job_id} was refused with "
-                f"validation errors: {describe_val_errors(job['val_errors'])}. Fix the workflow in Aurora."
+                f"validation errors: {statuses.describe_val_errors(job['val_errors'])}. "
+                "Fix the workflow in Aurora."
             )
         return {"workflow_id": self.workflow_id, "job_id": str(job_id)}
 
     def conclude(self, context: Context, event: Any) -> Any:
-        checked = validate_event(event, kind=self.watch_kind)
-        if checked["status"] == Phase.FAILURE.value or (
-            checked["status"] == Phase.PARTIAL.value and not self.allow_partial
+        checked = status_trigger.validate_event(event, kind=self.watch_kind)
+        if checked["status"] == statuses.Phase.FAILURE.value or (
+            checked["status"] == statuses.Phase.PARTIAL.value and not self.allow_partial
         ):
             # The event carries the job-level reason only; the tasks' own errors need the whole job.
             ids = checked["ids"]
-            description = watchable(self.watch_kind).describe(ids)
+            description = resources.watchable(self.watch_kind).describe(ids)
             try:
                 reason = describe_job_failure(self.hook.get_job(ids["workflow_id"], ids["job_id"]))
             except PixxelError as error:
                 reason = f"{checked.get('reason')} (the job's details could not be read: {error})"
-            ended = "failed" if checked["status"] == Phase.FAILURE.value else "ended partially"
+            ended = "failed" if checked["status"] == statuses.Phase.FAILURE.value else "ended partially"
             hint = " Set allow_partial=True to accept partial results." if ended != "failed" else ""
             raise AirflowFailException(
                 f"{description} {ended} with status {checked.get('remote_status')}: {reason}.{hint}"

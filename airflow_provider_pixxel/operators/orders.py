@@ -25,12 +25,18 @@ from airflow_provider_pixxel.operators.base import (
     check_max_cost,
     refuse_above_max_cost,
 )
-from airflow_provider_pixxel.resources import observe
 from airflow_provider_pixxel.utils.dates import check_tasking_window, order_item_date
-from airflow_provider_pixxel.utils.geometry import billed_area_km2, normalize_aoi_geometry
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_pixxel import resources
+    from airflow_provider_pixxel.utils import geometry
+else:
+    # Needed once the task runs, not while a DAG file is parsed (see utils/lazy_import.py).
+    resources = lazy_import("airflow_provider_pixxel.resources")
+    geometry = lazy_import("airflow_provider_pixxel.utils.geometry")
 
 TASKING_RECURRENCES = ("ONCE", "MONTHLY", "BIMONTHLY", "QUARTERLY")
 DELIVERY_SPEEDS = ("STANDARD",)
@@ -168,7 +174,7 @@ def validate_order_item(
         )
     result: dict[str, Any] = {
         "project_id": project_id,
-        "geometry": normalize_aoi_geometry(
+        "geometry": geometry.normalize_aoi_geometry(
             item["geometry"], field=f"{where}.geometry", want="feature_collection"
         ),
         "usecase": _text(item, "usecase", where, required=True),
@@ -393,7 +399,7 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
                 "Dry run: %s (%s, %.1f km² billed) costs %s tokens (base %s%s)%s",
                 label,
                 "archive" if "item_ids" in item else "tasking",
-                billed_area_km2(item["geometry"], field=f"{label}.geometry"),
+                geometry.billed_area_km2(item["geometry"], field=f"{label}.geometry"),
                 _format_amount(final),
                 _format_amount(_amount(quoted.get("base_amount"))),
                 f", uplifts {uplifts}" if uplifts else "",
@@ -435,8 +441,19 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
         cap = self.cost_cap()
         items = self.checked_items()
         quoted_total = self.price(items, cap)
-        # An unknown outcome (PixxelOutcomeUnknownError) ends the task without retries: see start_once.
-        order = self.hook.create_order(order_items=items, dry_run=False) or {}
+        from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, order_lookup
+
+        # A lost answer is followed by a look for the order (adopted if it was placed, re-sent if not);
+        # an outcome that stays unknown ends the task without Airflow retries: see start_once.
+        order = (
+            create_exactly_once(
+                self.hook,
+                lambda: self.hook.create_order(order_items=items, dry_run=False),
+                order_lookup(self.hook, items),
+                journal=self.creation_journal(context),
+            )
+            or {}
+        )
         order_id = str(order.get("id") or "")
         if not order_id:
             raise AirflowFailException(
@@ -466,7 +483,7 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
     def order_result(self, order_id: str) -> dict[str, Any]:
         """The small JSON this task returns, from one read of the order."""
         order = self.hook.get_order(order_id) or {}
-        observation = observe(self.watch_kind, order, {"order_id": order_id})
+        observation = resources.observe(self.watch_kind, order, {"order_id": order_id})
         items = [entry for entry in order.get("order_items") or [] if isinstance(entry, Mapping)]
         return {
             "order_id": order_id,

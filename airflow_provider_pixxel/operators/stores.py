@@ -211,6 +211,8 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, store_lookup
+
         name, store_type, configs, labels = self.checked_request()
         secrets = store_secrets(self.secrets_conn_id, store_type)
         if self.reuse_existing:
@@ -218,8 +220,12 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
             if existing is not None:
                 return self._reuse(existing, store_type, configs)
         try:
-            store = self.hook.create_store(
-                name=name, type=store_type, configs=configs, secrets=secrets, labels=labels
+            store = create_exactly_once(
+                self.hook,
+                lambda: self.hook.create_store(
+                    name=name, type=store_type, configs=configs, secrets=secrets, labels=labels
+                ),
+                store_lookup(self.hook, name),
             )
         except PixxelValidationError as error:
             if error.status != 409:

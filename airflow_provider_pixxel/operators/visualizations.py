@@ -16,7 +16,6 @@ import datetime
 import math
 import re
 import struct
-import xml.etree.ElementTree as ElementTree
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,11 +33,17 @@ from airflow_provider_pixxel.operators.aoi import (
 )
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
 from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
+from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
+    import xml.etree.ElementTree as ElementTree
+
     from airflow.sdk import Context
 
     from airflow_provider_pixxel.hooks.download import Destination
+else:
+    # Needed to check a generated SLD, not while a DAG file is parsed (see utils/lazy_import.py).
+    ElementTree = lazy_import("xml.etree.ElementTree")
 
 VISUALIZATION_MODES = ("dynamic", "theoretical")
 MAX_DYNAMIC_BINS = 15
@@ -162,10 +167,17 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
         return [f"aoi/{ids['aoi_id']}/visualization/{ids['visualization_id']}"]
 
     def start(self, context: Context) -> dict[str, str]:
+        from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, visualization_lookup
+
         request = self.build_request()
         aoi_id = request.pop("aoi_id")
         try:
-            created = self.hook.create_visualization(aoi_id, **request)
+            created = create_exactly_once(
+                self.hook,
+                lambda: self.hook.create_visualization(aoi_id, **request),
+                visualization_lookup(self.hook, aoi_id, request["index_id"]),
+                journal=self.creation_journal(context),
+            )
         except PixxelValidationError as error:
             if error.status != 409:
                 raise

@@ -103,7 +103,9 @@ class FaultRule:
     ``"status"``: 429, 500, 502, 503 or 504), ``retry_after`` seconds and ``retry_after_form``
     (``"seconds"`` or ``"date"``; 429 always carries ``Retry-After``, default 1 s, other statuses only
     when ``retry_after`` is set), ``truncate_at`` (bytes of body to send; default half the
-    ``Content-Length``), ``delay`` (seconds, for ``"slow"``).
+    ``Content-Length``), ``delay`` (seconds, for ``"slow"``). ``after_app`` (for ``"status"`` and
+    ``"reset"``): the API handles the request first and its answer is replaced by the fault, like a
+    gateway that times out after the service behind it acted; by default the fault comes first.
     """
 
     kind: FaultKind
@@ -117,6 +119,7 @@ class FaultRule:
     truncate_at: int | None = None
     delay: float = 0.0
     message: str | None = None
+    after_app: bool = False
     injected_count: int = field(default=0, compare=False)
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -137,6 +140,8 @@ class FaultRule:
             raise ValueError(f"truncate_at must be 0 or more, got {self.truncate_at}")
         if self.delay < 0:
             raise ValueError(f"delay must be 0 or more, got {self.delay}")
+        if self.after_app and self.kind not in ("status", "reset"):
+            raise ValueError(f"after_app applies to status and reset faults, not {self.kind!r}")
         if self.methods is not None:
             self.methods = frozenset(method.upper() for method in self.methods)
         self._pattern = re.compile(self.path) if self.path is not None else None
@@ -167,6 +172,7 @@ class FaultRule:
             "truncate_at": self.truncate_at,
             "delay": self.delay,
             "message": self.message,
+            "after_app": self.after_app,
             "injected_count": self.injected_count,
         }
 
@@ -250,6 +256,7 @@ class FaultInjector:
                         "path": path,
                         "kind": rule.kind,
                         "status": rule.response_status,
+                        "after_app": rule.after_app,
                     }
                 )
                 return rule
@@ -336,6 +343,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         rule = self.injector.choose(scope["method"], scope["path"])
+        if rule is not None and rule.after_app:
+            await self.app(scope, receive, _discard)
         if rule is None:
             await self.app(scope, receive, send)
         elif rule.kind == "status":
@@ -458,6 +467,10 @@ class FaultMiddleware:
             await self.app(scope, replay, send)
         finally:
             watcher.cancel()
+
+
+async def _discard(message: Message) -> None:
+    """The ``send`` of an application whose answer is thrown away (``FaultRule.after_app``)."""
 
 
 async def _send_simple(

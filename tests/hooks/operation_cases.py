@@ -558,7 +558,6 @@ OPERATION_CASES: list[OperationCase] = [
             ]
         },
         status=201,
-        creates=True,
     ),
     _case(
         "create_catalog_download",

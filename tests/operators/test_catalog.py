@@ -96,6 +96,56 @@ def test_delivery_of_catalogs_waits_on_each_delivery(sim):
     }
 
 
+def test_delivery_whose_answer_was_lost_follows_the_delivery_already_under_way(sim, monkeypatch):
+    """The API made the deliveries but the answer was cut; the re-sent request gets a 409 duplicate.
+
+    One delivery is still under way, the other finished meanwhile: both are the task's, both followed.
+    """
+    from airflow_provider_pixxel.simulator import FaultRule
+    from tests.reliability.conftest import enable_hook_retries
+
+    enable_hook_retries(monkeypatch, max_retries=2)
+    order = fulfilled_order(sim, [recurring_item(sim, occurrences=2)])
+    sim.state.clear_records()
+    sim.state.scenarios.stall("delivery")  # the first delivery is still under way when re-sent
+    cut = sim.faults.add(
+        FaultRule(kind="truncate", path="^/v0/catalogs/deliveries$", methods={"POST"}, times=1)
+    )
+    request = {"catalog_ids": order["catalog_ids"], "store_id": store_id(sim), "path": "p/"}
+
+    result = run_task(delivery_op(wait_for_completion=False, **request), context()).result
+
+    assert cut.injected_count == 1
+    assert len(sim.state.requests("POST", "/v0/catalogs/deliveries")) == 2
+    created = sorted(c.id for c in sim.state.created("delivery"))
+    assert len(created) == 2, "the re-sent request delivered the catalogs a second time"
+    assert sorted(result["delivery_ids"]) == created
+
+
+def test_delivery_already_under_way_from_another_run_is_followed(sim):
+    order = fulfilled_order(sim, [recurring_item(sim, occurrences=1)])
+    sim.state.scenarios.stall("delivery")
+    request = {"catalog_ids": order["catalog_ids"], "store_id": store_id(sim), "path": "p/"}
+    first = run_task(delivery_op(wait_for_completion=False, **request), context()).result
+
+    second = run_task(delivery_op(wait_for_completion=False, **request), context()).result
+
+    assert second["delivery_ids"] == first["delivery_ids"]
+    assert len(sim.state.created("delivery")) == 1
+
+
+def test_a_duplicate_refusal_with_nothing_under_way_fails_as_refused(sim, monkeypatch):
+    from airflow_provider_pixxel.exceptions import PixxelValidationError
+
+    order = fulfilled_order(sim, [recurring_item(sim, occurrences=1)])
+    op = delivery_op(catalog_ids=order["catalog_ids"], store_id=store_id(sim))
+    refusal = PixxelValidationError(status=409, method="POST", url="u", message="conflict")
+    monkeypatch.setattr(op.hook, "create_deliveries", lambda **_: (_ for _ in ()).throw(refusal))
+
+    with pytest.raises(PixxelValidationError, match="409"):
+        run_task(op, context())
+
+
 @pytest.mark.parametrize("deferrable", [True, False])
 def test_delivery_of_order_items_waits_until_success(slow_sim, deferrable):
     order = fulfilled_order(slow_sim, [recurring_item(slow_sim, occurrences=2)])

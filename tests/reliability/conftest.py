@@ -18,8 +18,9 @@ from tests.example_dags.dag_runner import airflow_db
 __all__ = ["airflow_db", "enable_hook_retries", "fast_backoff"]
 
 #: Backoff for tests: the same policy (retry counts, what is retried, Retry-After honoured), with
-#: millisecond waits instead of seconds so hundreds of injected faults stay fast.
-FAST_BACKOFF: dict[str, Any] = {"initial_delay": 0.005, "max_delay": 0.05}
+#: millisecond waits (and looks for what a lost create made) instead of seconds, so hundreds of
+#: injected faults stay fast.
+FAST_BACKOFF: dict[str, Any] = {"initial_delay": 0.005, "max_delay": 0.05, "settle_delays": (0.0, 0.01, 0.02)}
 
 
 @pytest.fixture

@@ -62,12 +62,12 @@ def _create_the_api_pool(
 
 
 PREPARATIONS: dict[str, ChaosCase] = {
-    "pixxel_tasking_to_delivery.py": ChaosCase(creates={"order": 1}),
+    "pixxel_tasking_to_delivery.py": ChaosCase(creates={"order": 1, "aoi": 1, "visualization": 1}),
     "pixxel_archive_purchase.py": ChaosCase(creates={"order": 1}),
-    "pixxel_insights.py": ChaosCase(creates={"insight": 1}),
+    "pixxel_insights.py": ChaosCase(creates={"insight": 1, "aoi": 1}),
     "pixxel_workflow_job.py": ChaosCase(creates={"job": 1}),
     "pixxel_capture_events.py": ChaosCase(prepare=_watch_a_fulfilled_recurring_order),
-    "pixxel_fan_out.py": ChaosCase(prepare=_create_the_api_pool),
+    "pixxel_fan_out.py": ChaosCase(prepare=_create_the_api_pool, creates={"aoi": 5}),
 }
 
 

@@ -84,8 +84,11 @@ class Stack:
         def stream() -> StreamingResponse:
             return StreamingResponse(iter([b"a" * 1000, b"b" * 1000, b"c" * 1000]), media_type="text/plain")
 
+        self.orders_created = 0
+
         @api.post("/v0/orders")
         def create_order(body: dict[str, Any]) -> dict[str, Any]:
+            self.orders_created += 1
             return {"id": "order-1", "echo": body}
 
         self.app = FaultMiddleware(api, self.injector, sleep=self.sleep)
@@ -196,7 +199,8 @@ def test_choice_respects_path_methods_times_and_logs() -> None:
     assert injector.choose("POST", "/v0/orders") is None
     assert limited.injected_count == 2
     assert (
-        injector.injected == [{"method": "POST", "path": "/v0/orders", "kind": "status", "status": 500}] * 2
+        injector.injected
+        == [{"method": "POST", "path": "/v0/orders", "kind": "status", "status": 500, "after_app": False}] * 2
     )
     assert injector.rules == [limited]
 
@@ -285,6 +289,37 @@ def test_reset_drops_the_connection_without_a_response(
     with pytest.raises(httpx.ReadError, match="reset"):
         client.get(url)
     assert [entry["kind"] for entry in stack.injector.injected] == ["reset", "reset"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "acted"),
+    [
+        (FaultRule("status", status=502), False),
+        (FaultRule("status", status=502, after_app=True), True),
+        (FaultRule("reset"), False),
+        (FaultRule("reset", after_app=True), True),
+    ],
+    ids=["502-before", "502-after", "reset-before", "reset-after"],
+)
+def test_after_app_faults_replace_the_answer_of_a_request_the_api_handled(
+    stack: Stack, http: requests.Session, rule: FaultRule, acted: bool
+) -> None:
+    stack.injector.add(rule)
+    before = stack.orders_created
+
+    with contextlib.suppress(requests.ConnectionError):
+        response = http.post(stack.base_urls["httptools"] + "/v0/orders", json={"name": "x"}, timeout=10)
+        assert response.status_code == 502
+        assert "order-1" not in response.text
+
+    assert stack.orders_created - before == (1 if acted else 0)
+    assert rule.injected_count == 1
+
+
+@pytest.mark.parametrize("kind", ["truncate", "slow", "expire"])
+def test_after_app_is_refused_where_the_fault_already_follows_the_app(kind: str) -> None:
+    with pytest.raises(ValueError, match="after_app applies to status and reset"):
+        FaultRule(kind, after_app=True)  # type: ignore[arg-type]
 
 
 def test_reset_on_a_post_with_a_body(stack: Stack, http: requests.Session, client: httpx.Client) -> None:
