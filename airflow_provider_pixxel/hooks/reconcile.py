@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_pixxel.exceptions import PixxelError, PixxelOutcomeUnknownError
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelOutcomeUnknownError
+from airflow_provider_pixxel.utils.dates import parse_datetime
 
 if TYPE_CHECKING:
     from airflow_provider_pixxel.hooks.pixxel import PixxelHook
@@ -91,10 +92,9 @@ def _instant(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
     try:
-        value = datetime.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    except ValueError:
+        return parse_datetime(text, field="created_at")
+    except PixxelConfigError:
         return None
-    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
 
 
 @dataclass(frozen=True)
