@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from urllib3.util import parse_url as urllib3_parse_url
 
 from airflow_provider_pixxel import __version__
 from airflow_provider_pixxel.exceptions import (
@@ -52,9 +55,49 @@ def is_loopback_host(hostname: str | None) -> bool:
 
 
 def strip_query(url: str) -> str:
-    """The URL without query string or fragment: safe to log even for signed URLs."""
+    """The URL without credentials, query string or fragment: safe to log even for signed URLs."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+# Characters that different URL parsers split differently: a backslash is a path separator to
+# urllib3 and WHATWG parsers but part of the authority to urllib.parse, so the host we check and the
+# host the sender connects to could differ. Whitespace and control characters are refused for the same
+# reason (and because a URL with them was never meant).
+_AMBIGUOUS_URL_CHARACTERS = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
+def url_refusal(url: str, *, carrying: str) -> str | None:
+    """Why ``url`` may not be sent to, or None when it may; ``carrying`` names what a request to it holds.
+
+    The one rule for every URL the provider sends to (the API base URL, signed download links and
+    each redirect they take): http(s) only, no credentials in the URL, nothing that two parsers read
+    differently, and plain http only to a loopback host. The host is read with urllib3's parser,
+    which is the one requests sends with, and must agree with the standard library's reading.
+    """
+    found = _AMBIGUOUS_URL_CHARACTERS.search(url)
+    if found:
+        return f"it contains {found.group()!r} (backslashes, whitespace and control characters are refused)"
+    try:
+        sender = urllib3_parse_url(url)
+        parts = urlsplit(url)
+        std_host = parts.hostname
+    except ValueError as error:
+        return f"it is not a valid URL ({error})"
+    scheme = (sender.scheme or "").lower()
+    if scheme not in ("http", "https"):
+        return "it is not an http(s) URL"
+    if sender.auth or "@" in parts.netloc:
+        return "it carries credentials (user:password@), which the provider never sends"
+    host = (sender.host or "").strip("[]").lower()
+    if not host:
+        return "it is not an http(s) URL with a host name"
+    if host != (std_host or "").lower():
+        return "its host cannot be read unambiguously"
+    if scheme == "http" and not is_loopback_host(host):
+        return f"refusing to send {carrying} over plain http to {host}; use https, or a loopback host"
+    return None
 
 
 def _extra(extras: Mapping[str, Any], name: str, conn_type: str = "pixxel") -> Any:
@@ -151,22 +194,20 @@ class PixxelConnectionSettings:
         if "://" not in host:
             scheme = (conn.schema or "https").strip().lower()
             host = f"{scheme}://{host}"
+        refusal = url_refusal(host, carrying="the API key")
+        if refusal is None and conn.port:
+            parts = urlsplit(host)
+            if parts.port is None:
+                host = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{conn.port}"))
+                refusal = url_refusal(host, carrying="the API key")
+        if refusal is not None:
+            raise PixxelConfigError(
+                f"Connection {conn_id!r}: host {strip_query(conn.host)!r} is refused: {refusal}. "
+                f"Use e.g. {DEFAULT_BASE_URL} (or leave the host empty for that default), or "
+                "http://127.0.0.1:<port> for the local simulator"
+            )
         parts = urlsplit(host)
-        netloc = parts.netloc
-        if conn.port and not parts.port:
-            netloc = f"{netloc}:{conn.port}"
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PixxelConfigError(
-                f"Connection {conn_id!r}: host {conn.host!r} is not an http(s) URL; use e.g. "
-                f"{DEFAULT_BASE_URL} (or leave the host empty for that default)"
-            )
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise PixxelConfigError(
-                f"Connection {conn_id!r}: refusing to send the API key over plain http to "
-                f"{parts.hostname}. Use https://, or a loopback host (127.0.0.1, localhost) for the "
-                f"local simulator"
-            )
-        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
 
     @property
     def authorization(self) -> str:
