@@ -555,9 +555,7 @@ def _check_valid(geometry: _Geometry) -> None:
         elif kind == "Interior is disconnected":
             _report_disconnected(geometry, touching, where)
         elif kind in ("Self-intersection", "Ring Self-intersection") and touching:
-            if kind == "Ring Self-intersection" or len(touching) == 1:
-                _report_self_contact(touching[0], where)
-            _report_ring_contact(geometry, touching[0], touching[1], where)
+            _report_contact(geometry, touching, where)
     _fail(
         geometry.path,
         f"the {geometry.type} is not a valid area ({reason})",
@@ -636,8 +634,22 @@ def _meeting(ring_a: _Ring, ring_b: _Ring, where: Point) -> tuple[int, int, _Con
     return edge_a, edge_b, contact
 
 
-def _report_self_contact(ring: _Ring, where: Point) -> NoReturn:
-    meeting = _meeting(ring, ring, where)
+def _report_contact(geometry: _Geometry, touching: list[_Ring], where: Point) -> NoReturn:
+    """Boundaries meet at ``where`` where they may not: a ring meets itself, or two rings cross or overlap.
+
+    Another ring may merely pass through the point where one ring touches itself, so the ring that
+    meets itself is looked for first.
+    """
+    for ring in touching:
+        meeting = _meeting(ring, ring, where)
+        if meeting is not None:
+            _report_self_contact(ring, where, meeting)
+    if len(touching) > 1:
+        _report_ring_contact(geometry, touching[0], touching[1], where)
+    _report_self_contact(touching[0], where, None)
+
+
+def _report_self_contact(ring: _Ring, where: Point, meeting: tuple[int, int, _Contact] | None) -> NoReturn:
     detail = ""
     if meeting is not None:
         edge_a, edge_b, contact = meeting

@@ -471,6 +471,17 @@ def test_unknown_want_refused() -> None:
             ["intersects itself near [3, 0]", "coordinates[0][0]→geometry.coordinates[0][1] runs along"],
             id="edge-running-back-along-another",
         ),
+        pytest.param(
+            {
+                "type": "MultiPolygon",
+                "coordinates": [
+                    [ring((2, 0), (3, 2), (2, 3), (2, 1), (0, 2), (1, 2))],
+                    [ring((1, 0), (1, 3), (3, 3), (2, 0), (2, 3))],
+                ],
+            },
+            ["polygon 1's exterior ring intersects itself near [2, 3]", "touches"],
+            id="ring-touching-itself-where-another-ring-passes",
+        ),
     ],
 )
 def test_shapes_shapely_refuses_get_a_message_naming_rings_and_positions(
