@@ -12,24 +12,33 @@ form the endpoint needs:
 * ``want="any"``: the same form as given, e.g. for search filters.
 
 Validity follows RFC 7946 and the OGC simple-features rules, with edges taken as straight lines in
-longitude/latitude (as RFC 7946 does). Exterior rings come out counter-clockwise and holes clockwise;
-reorienting a ring is normalisation, never an error.
+longitude/latitude (as RFC 7946 does). The parsing and the messages are this module's; whether rings
+cross, touch or nest, and which way they wind, is decided by shapely (GEOS), whose reason and location
+are turned into a message naming the ring and positions at fault. Exterior rings come out
+counter-clockwise and holes clockwise; reorienting a ring is normalisation, never an error.
 
 Distances (:func:`check_multipolygon_spacing`) and areas (:func:`geometry_area_km2`) are computed on
-a sphere of the Earth's mean radius. Both are approximations, good to well under 1 %, which is plenty
-for a 200 km spacing rule and for logging the billed area.
+a sphere of the Earth's mean radius, which is plenty for a 200 km spacing rule and for the 100 km²
+minimum billing. Against WGS 84 (geodesic figures from pyproj's ``Geod``) the sphere is off by up to
+0.45 % in area at the equator and 0.9 % at 80° latitude (too large near the equator, too small towards
+the poles), and by up to 0.6 % in distance; the computations themselves add next to nothing (areas are
+exact on the sphere for latitude/longitude rectangles, gaps within 0.012 % of the exact great-circle
+figure).
 """
 
 from __future__ import annotations
 
 import ast
-import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
+from functools import cached_property
 from typing import Any, Literal, NoReturn
+
+import numpy as np
+import shapely
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 
@@ -85,14 +94,24 @@ class _Ring:
     path: str
     label: str
     positions: list[list[Any]]
-    """The positions as given (copied), closed: first == last."""
+    """The positions as given (copied), closed: first == last; reversed if the ring winds the wrong way."""
     points: list[Point]
-    """Distinct corners as floats, consecutive duplicates and the closing repeat removed."""
+    """Distinct corners as floats, consecutive duplicates and the closing repeat removed, as given."""
     source_index: list[int]
-    """For each entry of ``points``, its index in ``positions`` (for error messages)."""
+    """For each entry of ``points``, its index in ``positions`` as given (for error messages)."""
 
     def position_path(self, corner: int) -> str:
         return f"{self.path}[{self.source_index[corner % len(self.points)]}]"
+
+    @cached_property
+    def line(self) -> shapely.LinearRing:
+        return shapely.LinearRing(self.points)
+
+    @cached_property
+    def edges(self) -> np.ndarray:
+        """The ring's edges as shapely LineStrings: edge k runs from corner k to corner k + 1."""
+        corners = np.asarray(self.points, dtype=float)
+        return shapely.linestrings(np.stack((corners, np.roll(corners, -1, axis=0)), axis=1))
 
 
 @dataclass
@@ -112,12 +131,32 @@ class _Polygon:
     def coordinates(self) -> list[list[list[Any]]]:
         return [ring.positions for ring in self.rings]
 
+    @cached_property
+    def shape(self) -> shapely.Polygon:
+        return shapely.Polygon(self.exterior.line, [hole.line for hole in self.holes])
+
+    @cached_property
+    def boundary(self) -> shapely.Geometry:
+        return shapely.boundary(self.shape)
+
+    @cached_property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(west, south, east, north)`` in degrees."""
+        west, south, east, north = shapely.bounds(self.shape)
+        return float(west), float(south), float(east), float(north)
+
 
 @dataclass
 class _Geometry:
     type: str
     path: str
     polygons: list[_Polygon]
+
+    @cached_property
+    def shape(self) -> shapely.Geometry:
+        if self.type == "Polygon":
+            return self.polygons[0].shape
+        return shapely.MultiPolygon([polygon.shape for polygon in self.polygons])
 
     def to_geojson(self) -> dict[str, Any]:
         if self.type == "Polygon":
@@ -480,142 +519,52 @@ def _parse(value: Any, path: str) -> _Parsed:
     return _Parsed(top_type, [_Feature(geometry=_read_area_geometry(obj, path))])
 
 
-# --- exact planar predicates ----------------------------------------------------------------------
+# --- validity, on shapely -------------------------------------------------------------------------
 
-_EPSILON = 2.0**-53
-_ORIENT_ERROR_BOUND = (3.0 + 16.0 * _EPSILON) * _EPSILON
+_VALID = "Valid Geometry"
+_REASON = re.compile(r"^(?P<kind>[^\[]+)\[(?P<x>\S+) (?P<y>\S+)[^\]]*\]$")
+_LOCATION_TOLERANCE_DEG = 1e-9
+"""How far (in degrees, about 0.1 mm) an edge may be from the point shapely reports and still be named."""
 
 
-def _orient(a: Point, b: Point, c: Point) -> int:
-    """Sign of the turn a → b → c: 1 counter-clockwise, -1 clockwise, 0 collinear. Exact.
+def _check_valid(geometry: _Geometry) -> None:
+    """Refuse a geometry that is not a valid (multi)polygon under the OGC rules GEOS implements.
 
-    Shewchuk's floating-point filter decides almost every case; the rest (near-collinear triples,
-    common with axis-aligned edges) are settled with exact rational arithmetic, so a point just off
-    an edge is never mistaken for one on it.
+    shapely decides validity; this only turns its terse reason ("Self-intersection[0.5 0.5]") into a
+    message that names the ring, the positions and the fix. The shapes a user most often gets wrong
+    (a ring on one line, a spike) are named before the location-based reasons.
     """
-    det_left = (a[0] - c[0]) * (b[1] - c[1])
-    det_right = (a[1] - c[1]) * (b[0] - c[0])
-    det = det_left - det_right
-    bound = _ORIENT_ERROR_BOUND * (abs(det_left) + abs(det_right))
-    if det > bound:
-        return 1
-    if -det > bound:
-        return -1
-    ax, ay, bx, by, cx, cy = (Fraction(v) for v in (*a, *b, *c))
-    exact = (ax - cx) * (by - cy) - (ay - cy) * (bx - cx)
-    return (exact > 0) - (exact < 0)
-
-
-def _in_box(p: Point, q: Point, r: Point) -> bool:
-    return min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1])
-
-
-_Contact = Literal["none", "touch", "cross", "overlap"]
-
-
-def _segment_contact(a: Point, b: Point, c: Point, d: Point) -> _Contact:
-    """How segments ab and cd meet: not at all, at one point, crossing properly, or along a stretch."""
-    o1, o2 = _orient(a, b, c), _orient(a, b, d)
-    if o1 == 0 and o2 == 0:
-        axis = 0 if abs(b[0] - a[0]) >= abs(b[1] - a[1]) else 1
-        low = max(min(a[axis], b[axis]), min(c[axis], d[axis]))
-        high = min(max(a[axis], b[axis]), max(c[axis], d[axis]))
-        if low < high:
-            return "overlap"
-        return "touch" if low == high else "none"
-    o3, o4 = _orient(c, d, a), _orient(c, d, b)
-    if o1 * o2 < 0 and o3 * o4 < 0:
-        return "cross"
-    if (
-        (o1 == 0 and _in_box(a, b, c))
-        or (o2 == 0 and _in_box(a, b, d))
-        or (o3 == 0 and _in_box(c, d, a))
-        or (o4 == 0 and _in_box(c, d, b))
-    ):
-        return "touch"
-    return "none"
-
-
-def _meeting_point(a: Point, b: Point, c: Point, d: Point) -> Point:
-    """Approximate point where ab meets cd, only for error messages."""
-    denominator = (b[0] - a[0]) * (d[1] - c[1]) - (b[1] - a[1]) * (d[0] - c[0])
-    if denominator == 0:
-        candidates = [p for p in (c, d) if _in_box(a, b, p)] or [p for p in (a, b) if _in_box(c, d, p)] or [a]
-        return candidates[0]
-    t = ((c[0] - a[0]) * (d[1] - c[1]) - (c[1] - a[1]) * (d[0] - c[0])) / denominator
-    return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
-
-
-def _on_boundary(point: Point, ring: _Ring) -> bool:
-    points = ring.points
-    count = len(points)
-    return any(
-        _orient(points[i], points[(i + 1) % count], point) == 0
-        and _in_box(points[i], points[(i + 1) % count], point)
-        for i in range(count)
+    reason = shapely.is_valid_reason(geometry.shape)
+    if reason == _VALID:
+        return
+    rings = [ring for polygon in geometry.polygons for ring in polygon.rings]
+    for ring in rings:
+        _check_not_collinear(ring)
+    for ring in rings:
+        _check_spikes(ring)
+    match = _REASON.match(reason)
+    if match is not None:
+        kind, where = match["kind"], (float(match["x"]), float(match["y"]))
+        touching = [ring for ring in rings if _edges_at(ring, where)]
+        if kind == "Hole lies outside shell":
+            _report_hole_outside(geometry, touching)
+        elif kind == "Holes are nested":
+            _report_nested(geometry, touching, where, holes=True)
+        elif kind == "Nested shells":
+            _report_nested(geometry, touching, where, holes=False)
+        elif kind == "Interior is disconnected":
+            _report_disconnected(geometry, touching, where)
+        elif kind in ("Self-intersection", "Ring Self-intersection") and touching:
+            _report_contact(geometry, touching, where)
+    _fail(
+        geometry.path,
+        f"the {geometry.type} is not a valid area ({reason})",
+        "Repair it, e.g. with shapely.make_valid(shape), and check the result is the area you meant",
     )
 
 
-def _strictly_inside(point: Point, ring: _Ring) -> bool:
-    """Even-odd ray cast; callers make sure ``point`` is not on the ring."""
-    inside = False
-    points = ring.points
-    x, y = point
-    previous = points[-1]
-    for current in points:
-        if (current[1] > y) != (previous[1] > y):
-            crossing_x = current[0] + (y - current[1]) * (previous[0] - current[0]) / (
-                previous[1] - current[1]
-            )
-            if x < crossing_x:
-                inside = not inside
-        previous = current
-    return inside
-
-
-def _sample_point(ring: _Ring, other: _Ring) -> Point | None:
-    """A point of ``ring`` (a corner, else an edge midpoint) that is not on ``other``'s boundary."""
-    for point in ring.points:
-        if not _on_boundary(point, other):
-            return point
-    count = len(ring.points)
-    for index in range(count):
-        a, b = ring.points[index], ring.points[(index + 1) % count]
-        midpoint = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
-        if not _on_boundary(midpoint, other):
-            return midpoint
-    return None
-
-
-def _signed_area_deg2(points: list[Point]) -> float:
-    """Planar shoelace area in square degrees; positive when counter-clockwise."""
-    x0, y0 = points[0]
-    count = len(points)
-    terms = []
-    for index in range(count):
-        x1, y1 = points[index]
-        x2, y2 = points[(index + 1) % count]
-        terms.append((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
-    return math.fsum(terms) / 2
-
-
-def _ring_box(ring: _Ring) -> tuple[float, float, float, float]:
-    xs = [p[0] for p in ring.points]
-    ys = [p[1] for p in ring.points]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def _box_within(inner: tuple[float, ...], outer: tuple[float, ...]) -> bool:
-    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
-
-
-# --- topology -------------------------------------------------------------------------------------
-
-
 def _check_not_collinear(ring: _Ring) -> None:
-    first = ring.points[0]
-    second = ring.points[1]
-    if all(_orient(first, second, point) == 0 for point in ring.points[2:]):
+    if shapely.area(shapely.convex_hull(shapely.multipoints(ring.points))) == 0:
         _fail(
             ring.path,
             f"{ring.label} has zero area: all its corners lie on one line",
@@ -623,313 +572,257 @@ def _check_not_collinear(ring: _Ring) -> None:
         )
 
 
-def _check_crossings(rings: list[_Ring], owner: dict[int, int]) -> None:
-    """Refuse rings that cross or touch themselves, and rings that cross or overlap each other.
-
-    Rings of the same polygon, and polygons of one MultiPolygon, may touch at single points (OGC);
-    a ring may not touch itself anywhere except at its shared corners. Segments are swept in order of
-    their west edge, so only pairs whose bounding boxes overlap are tested.
-    """
-    segments: list[tuple[float, float, float, float, int, int, Point, Point]] = []
-    for ring_number, ring in enumerate(rings):
-        count = len(ring.points)
-        for index in range(count):
-            a, b = ring.points[index], ring.points[(index + 1) % count]
-            segments.append(
-                (min(a[0], b[0]), max(a[0], b[0]), min(a[1], b[1]), max(a[1], b[1]), ring_number, index, a, b)
-            )
-    segments.sort(key=lambda segment: segment[0])
-    total = len(segments)
-    for i in range(total):
-        _, east, south, north, ring_i, index_i, a, b = segments[i]
-        for j in range(i + 1, total):
-            other = segments[j]
-            if other[0] > east:
-                break
-            if other[2] > north or other[3] < south:
-                continue
-            ring_j, index_j, c, d = other[4], other[5], other[6], other[7]
-            contact = _segment_contact(a, b, c, d)
-            if contact == "none":
-                continue
-            if ring_i == ring_j:
-                _check_self_contact(rings[ring_i], index_i, index_j, contact, (a, b, c, d))
-            elif contact in ("cross", "overlap"):
-                first, second = (ring_i, index_i), (ring_j, index_j)
-                if first > second:
-                    first, second = second, first
-                _report_ring_contact(rings, owner, first, second, contact, _meeting_point(a, b, c, d))
-
-
-def _check_self_contact(
-    ring: _Ring, index_i: int, index_j: int, contact: _Contact, ends: tuple[Point, ...]
-) -> None:
-    count = len(ring.points)
-    low, high = sorted((index_i, index_j))
-    if high - low == 1 or (low == 0 and high == count - 1):
-        return  # neighbours share a corner; folding back over each other is caught by _check_spikes
-    where = _format_point(_meeting_point(*ends))
-    edge_low = f"{ring.position_path(low)}→{ring.position_path(low + 1)}"
-    edge_high = f"{ring.position_path(high)}→{ring.position_path(high + 1)}"
-    verb = {"cross": "crosses", "touch": "touches", "overlap": "runs along"}[contact]
-    _fail(
-        ring.path,
-        f"{ring.label} intersects itself near {where}: edge {edge_low} {verb} edge {edge_high}",
-        "Reorder the positions so the boundary does not cross itself (a 'bow-tie' needs reordering), "
-        "or split the shape into separate polygons of a MultiPolygon",
-    )
-
-
 def _check_spikes(ring: _Ring) -> None:
     """Refuse a corner where the boundary turns straight back over the edge it came along."""
-    points = ring.points
-    count = len(points)
-    for corner in range(count):
-        before, tip, after = points[corner - 1], points[corner], points[(corner + 1) % count]
-        if _orient(before, tip, after) != 0:
-            continue
-        axis = 0 if abs(before[0] - tip[0]) >= abs(before[1] - tip[1]) else 1
-        if (before[axis] - tip[axis] > 0) == (after[axis] - tip[axis] > 0):
-            _fail(
-                ring.position_path(corner),
-                f"{ring.label} doubles back on itself at position {ring.source_index[corner]} "
-                f"{_format_point(tip)}: the edges before and after it run over each other (a spike)",
-                "Remove the corner at the tip of the spike",
-            )
+    edges = ring.edges
+    # Edge k runs from corner k to corner k + 1: it and the next edge overlap only if they fold back.
+    folded = shapely.length(shapely.intersection(edges, np.roll(edges, -1))) > 0
+    if folded.any():
+        corner = (int(np.argmax(folded)) + 1) % len(ring.points)
+        _fail(
+            ring.position_path(corner),
+            f"{ring.label} doubles back on itself at position {ring.source_index[corner]} "
+            f"{_format_point(ring.points[corner])}: the edges before and after it run over each other "
+            "(a spike)",
+            "Remove the corner at the tip of the spike",
+        )
 
 
-def _report_ring_contact(
-    rings: list[_Ring],
-    owner: dict[int, int],
-    first: tuple[int, int],
-    second: tuple[int, int],
-    contact: _Contact,
-    where: Point,
-) -> NoReturn:
-    ring_a, ring_b = rings[first[0]], rings[second[0]]
-    edge_a = f"{ring_a.position_path(first[1])}→{ring_a.position_path(first[1] + 1)}"
-    edge_b = f"{ring_b.position_path(second[1])}→{ring_b.position_path(second[1] + 1)}"
-    verb = "crosses" if contact == "cross" else "shares a stretch of boundary with"
-    problem = (
-        f"{ring_a.label} {verb} {ring_b.label} near {_format_point(where)} (edges {edge_a} and {edge_b})"
+def _edges_at(ring: _Ring, where: Point) -> list[int]:
+    """Indices of the ring's edges (edge k from corner k to k + 1) that pass through ``where``."""
+    distances = shapely.distance(ring.edges, shapely.Point(where))
+    return [int(edge) for edge in np.flatnonzero(distances <= _LOCATION_TOLERANCE_DEG)]
+
+
+def _edge_name(ring: _Ring, edge: int) -> str:
+    return f"{ring.position_path(edge)}→{ring.position_path(edge + 1)}"
+
+
+_Contact = Literal["cross", "touch", "overlap"]
+
+
+def _contact(ring_a: _Ring, edge_a: int, ring_b: _Ring, edge_b: int, where: Point) -> _Contact:
+    """How two edges that both pass through ``where`` meet there."""
+    first, second = ring_a.edges[edge_a], ring_b.edges[edge_b]
+    if shapely.length(shapely.intersection(first, second)) > 0:
+        return "overlap"
+    ends = shapely.get_coordinates([first, second])
+    if (np.abs(ends - where).max(axis=1) <= _LOCATION_TOLERANCE_DEG).any():
+        return "touch"
+    return "cross"
+
+
+_SEVERITY: dict[_Contact, int] = {"overlap": 0, "cross": 1, "touch": 2}
+
+
+def _meeting(ring_a: _Ring, ring_b: _Ring, where: Point) -> tuple[int, int, _Contact] | None:
+    """An edge of each ring through ``where`` and how they meet, the worst contact first.
+
+    A ring may be met with itself: then neighbouring edges, which always share a corner, are skipped.
+    """
+    count = len(ring_a.points)
+    meetings = sorted(
+        (_SEVERITY[contact], edge_a, edge_b, contact)
+        for edge_a in _edges_at(ring_a, where)
+        for edge_b in _edges_at(ring_b, where)
+        if ring_a is not ring_b or (edge_b - edge_a) % count not in (0, 1, count - 1)
+        for contact in [_contact(ring_a, edge_a, ring_b, edge_b, where)]
     )
-    if owner[first[0]] != owner[second[0]]:
+    if not meetings:
+        return None
+    _, edge_a, edge_b, contact = meetings[0]
+    return edge_a, edge_b, contact
+
+
+def _report_contact(geometry: _Geometry, touching: list[_Ring], where: Point) -> NoReturn:
+    """Boundaries meet at ``where`` where they may not: a ring meets itself, or two rings cross or overlap.
+
+    Another ring may merely pass through the point where one ring touches itself, so the ring that
+    meets itself is looked for first.
+    """
+    for ring in touching:
+        meeting = _meeting(ring, ring, where)
+        if meeting is not None:
+            _report_self_contact(ring, where, meeting)
+    if len(touching) > 1:
+        _report_ring_contact(geometry, touching[0], touching[1], where)
+    _report_self_contact(touching[0], where, None)
+
+
+def _report_self_contact(ring: _Ring, where: Point, meeting: tuple[int, int, _Contact] | None) -> NoReturn:
+    detail = ""
+    if meeting is not None:
+        edge_a, edge_b, contact = meeting
+        low, high = sorted((edge_a, edge_b))
+        verb = {"cross": "crosses", "touch": "touches", "overlap": "runs along"}[contact]
+        detail = f": edge {_edge_name(ring, low)} {verb} edge {_edge_name(ring, high)}"
+    _fail(
+        ring.path,
+        f"{ring.label} intersects itself near {_format_point(where)}{detail}",
+        "Reorder the positions so the boundary does not cross itself (a 'bow-tie' needs reordering), "
+        "or split the shape into separate polygons of a MultiPolygon (shapely.make_valid(shape) does that)",
+    )
+
+
+def _report_ring_contact(geometry: _Geometry, ring_a: _Ring, ring_b: _Ring, where: Point) -> NoReturn:
+    # The rings may share a stretch elsewhere than at the point shapely reports: ask about the whole rings.
+    shared = shapely.length(shapely.intersection(ring_a.line, ring_b.line)) > 0
+    verb = "shares a stretch of boundary with" if shared else "crosses"
+    problem = f"{ring_a.label} {verb} {ring_b.label} near {_format_point(where)}"
+    meeting = _meeting(ring_a, ring_b, where)
+    if meeting is not None:
+        problem += f" (edges {_edge_name(ring_a, meeting[0])} and {_edge_name(ring_b, meeting[1])})"
+    if _owner(geometry, ring_a) is not _owner(geometry, ring_b):
         _fail(
             ring_a.path,
             problem,
-            "Polygons of a MultiPolygon must not overlap: merge overlapping parts into one polygon",
+            "Polygons of a MultiPolygon must not overlap: merge overlapping parts into one polygon "
+            "(shapely.union_all does that)",
         )
     _fail(ring_a.path, problem, "A hole must lie inside its exterior ring and must not cross other holes")
 
 
-def _check_holes(polygon: _Polygon) -> None:
-    exterior = polygon.exterior
-    exterior_box = _ring_box(exterior)
-    for hole in polygon.holes:
-        sample = _sample_point(hole, exterior)
-        if sample is None or not (
-            _box_within(_ring_box(hole), exterior_box) and _strictly_inside(sample, exterior)
-        ):
+def _owner(geometry: _Geometry, ring: _Ring) -> _Polygon:
+    return next(polygon for polygon in geometry.polygons if any(r is ring for r in polygon.rings))
+
+
+def _report_hole_outside(geometry: _Geometry, touching: list[_Ring]) -> None:
+    for hole in touching:
+        polygon = _owner(geometry, hole)
+        if hole is not polygon.exterior:
             _fail(
                 hole.path,
-                f"{hole.label} is not inside {exterior.label}",
+                f"{hole.label} is not inside {polygon.exterior.label}",
                 "A hole must lie inside its polygon's exterior ring (the first ring); "
                 "to add a separate area, use a MultiPolygon",
             )
-    for hole in polygon.holes:
-        for other in polygon.holes:
-            if other is hole or not _box_within(_ring_box(hole), _ring_box(other)):
-                continue
-            sample = _sample_point(hole, other)
-            if sample is None or _strictly_inside(sample, other):
-                _fail(
-                    hole.path,
-                    f"{hole.label} lies inside {other.label}",
-                    "Holes may not be nested: remove the inner one, or make it a separate polygon",
-                )
 
 
-def _check_parts_disjoint(geometry: _Geometry) -> None:
-    for part in geometry.polygons:
-        part_box = _ring_box(part.exterior)
+def _report_nested(geometry: _Geometry, touching: list[_Ring], where: Point, *, holes: bool) -> None:
+    """A hole inside another hole, or a part inside another part; shapely points at the inner one."""
+    point = shapely.Point(where)
+    for inner in touching:
+        polygon = _owner(geometry, inner)
+        if holes:
+            for outer_hole in polygon.holes:
+                if outer_hole is not inner and shapely.covers(shapely.Polygon(outer_hole.points), point):
+                    _fail(
+                        inner.path,
+                        f"{inner.label} lies inside {outer_hole.label}",
+                        "Holes may not be nested: remove the inner one, or make it a separate polygon",
+                    )
+            continue
         for other in geometry.polygons:
-            if other is part or not _box_within(part_box, _ring_box(other.exterior)):
-                continue
-            sample = _sample_point(part.exterior, other.exterior)
-            if sample is None or not _strictly_inside(sample, other.exterior):
-                continue
-            in_a_hole = any(
-                (hole_sample := _sample_point(part.exterior, hole)) is None
-                or _strictly_inside(hole_sample, hole)
-                for hole in other.holes
-            )
-            if not in_a_hole:
+            if other is not polygon and shapely.covers(shapely.Polygon(other.exterior.points), point):
                 _fail(
-                    part.path,
-                    f"{part.label} lies inside {other.label} of the MultiPolygon",
+                    polygon.path,
+                    f"{polygon.label} lies inside {other.label} of the MultiPolygon",
                     "Polygons of a MultiPolygon must not overlap: drop the inner one (it is already covered)",
                 )
 
 
+def _report_disconnected(geometry: _Geometry, touching: list[_Ring], where: Point) -> None:
+    if touching:
+        polygon = _owner(geometry, touching[0])
+        _fail(
+            polygon.path,
+            f"the holes of {polygon.label} cut its interior in two near {_format_point(where)}",
+            "A hole may touch the exterior ring or another hole at single points, but the area must stay "
+            "in one piece: make the pieces separate polygons of a MultiPolygon "
+            "(shapely.make_valid(shape) does that)",
+        )
+
+
 def _orient_rings(polygon: _Polygon) -> None:
     """RFC 7946 winding: exterior counter-clockwise, holes clockwise."""
-    for number, ring in enumerate(polygon.rings):
-        counter_clockwise = _signed_area_deg2(ring.points) > 0
-        if counter_clockwise != (number == 0):
+    counter_clockwise = shapely.is_ccw([ring.line for ring in polygon.rings])
+    for number, (ring, is_ccw) in enumerate(zip(polygon.rings, counter_clockwise, strict=True)):
+        if bool(is_ccw) != (number == 0):
             ring.positions.reverse()
-            ring.points.reverse()
-            last = len(ring.positions) - 1
-            ring.source_index = [last - index for index in reversed(ring.source_index)]
 
 
 def _check_topology(parsed: _Parsed) -> None:
     for feature in parsed.features:
-        rings: list[_Ring] = []
-        owner: dict[int, int] = {}
-        for part_number, polygon in enumerate(feature.geometry.polygons):
-            for ring in polygon.rings:
-                _check_not_collinear(ring)
-                _check_spikes(ring)
-                owner[len(rings)] = part_number
-                rings.append(ring)
-        _check_crossings(rings, owner)
-        for polygon in feature.geometry.polygons:
-            _check_holes(polygon)
-        _check_parts_disjoint(feature.geometry)
+        _check_valid(feature.geometry)
         for polygon in feature.geometry.polygons:
             _orient_rings(polygon)
 
 
 # --- sphere ---------------------------------------------------------------------------------------
 
-Vector = tuple[float, float, float]
+
+_MIN_LONGITUDE_SCALE = 0.01
+"""Keeps the rough plane of :func:`_boundary_gap_km` from collapsing for polygons at a pole (cos 89.4°)."""
 
 
-def _unit_vector(point: Point) -> Vector:
-    lon, lat = math.radians(point[0]), math.radians(point[1])
-    return (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+def _azimuthal_equidistant_km(centre: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The azimuthal equidistant projection of the sphere centred on ``centre`` (degrees), in km.
 
-
-def _cross(u: Vector, v: Vector) -> Vector:
-    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
-
-
-def _dot(u: Vector, v: Vector) -> float:
-    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
-
-
-def _angle(u: Vector, v: Vector) -> float:
-    cross = _cross(u, v)
-    return math.atan2(math.sqrt(_dot(cross, cross)), _dot(u, v))
-
-
-@dataclass
-class _Arc:
-    start: Vector
-    end: Vector
-    normal: Vector | None
-
-
-_CHUNK_SIZE = 32
-
-
-@dataclass
-class _Chunk:
-    """Consecutive boundary vertices and the arcs between them, inside a spherical cap.
-
-    The cap (centre, angular radius) bounds the distance to anything in the chunk from below, so
-    far-apart chunk pairs are skipped without looking at their vertices.
+    Distances from the centre are true and the map only stretches across the radius, by c / sin c at
+    angular distance c: between points within d of the centre, distances are true to (d/R)²/6 (0.01 %
+    at d = 150 km), and straight lines there are great-circle arcs to the same order.
     """
+    lon_0, lat_0 = np.radians(centre)
 
-    centre: Vector
-    radius: float
-    points: list[Vector]
-    arcs: list[_Arc]
+    def project(xy: np.ndarray) -> np.ndarray:
+        lon, lat = np.radians(xy[:, 0]) - lon_0, np.radians(xy[:, 1])
+        east = np.cos(lat) * np.sin(lon)
+        north = np.cos(lat_0) * np.sin(lat) - np.sin(lat_0) * np.cos(lat) * np.cos(lon)
+        cos_c = np.sin(lat_0) * np.sin(lat) + np.cos(lat_0) * np.cos(lat) * np.cos(lon)
+        c = np.arccos(np.clip(cos_c, -1.0, 1.0))
+        sin_c = np.sin(c)
+        stretch = np.divide(c, sin_c, out=np.ones_like(c), where=sin_c > 1e-15)
+        x, y = stretch * east, stretch * north
+        # The antipode has no direction from the centre; it is as far as anything can be.
+        antipodal = (sin_c <= 1e-15) & (c > 1)
+        x[antipodal], y[antipodal] = np.pi, 0.0
+        return np.column_stack((x, y)) * EARTH_MEAN_RADIUS_KM
 
-
-def _make_arc(start: Vector, end: Vector) -> _Arc:
-    normal = _cross(start, end)
-    length = math.sqrt(_dot(normal, normal))
-    if not length:
-        return _Arc(start, end, None)
-    return _Arc(start, end, (normal[0] / length, normal[1] / length, normal[2] / length))
-
-
-def _chunks(polygon: _Polygon) -> list[_Chunk]:
-    chunks = []
-    for ring in polygon.rings:
-        vectors = [_unit_vector(point) for point in ring.points]
-        count = len(vectors)
-        for first in range(0, count, _CHUNK_SIZE):
-            corners = [vectors[index % count] for index in range(first, min(first + _CHUNK_SIZE, count) + 1)]
-            arcs = [_make_arc(a, b) for a, b in itertools.pairwise(corners)]
-            total = (sum(v[0] for v in corners), sum(v[1] for v in corners), sum(v[2] for v in corners))
-            norm = math.sqrt(_dot(total, total))
-            centre = (total[0] / norm, total[1] / norm, total[2] / norm) if norm else corners[0]
-            radius = max(_angle(centre, corner) for corner in corners) if norm else math.pi
-            # An arc stays inside a cap that holds its ends only while the cap is under a hemisphere.
-            chunks.append(_Chunk(centre, radius if radius < math.pi / 2 else math.pi, corners[:-1], arcs))
-    return chunks
+    return project
 
 
-def _point_arc_angle(point: Vector, arc: _Arc) -> float:
-    """Angular distance from a point to a great-circle arc (radians)."""
-    if arc.normal is not None:
-        normal = arc.normal
-        sine = _dot(point, normal)
-        foot = (point[0] - sine * normal[0], point[1] - sine * normal[1], point[2] - sine * normal[2])
-        if _dot(_cross(arc.start, foot), normal) >= 0 and _dot(_cross(foot, arc.end), normal) >= 0:
-            return math.asin(min(1.0, abs(sine)))
-    return min(_angle(point, arc.start), _angle(point, arc.end))
+def _closest_pair(
+    first: shapely.Geometry, second: shapely.Geometry, project: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """The ends of the shortest line between two geometries drawn in a plane, as a (2, 2) array there."""
+    line = shapely.shortest_line(shapely.transform(first, project), shapely.transform(second, project))
+    return shapely.get_coordinates(line)
 
 
-def _boundary_gap_km(first: list[_Chunk], second: list[_Chunk], stop_at_km: float) -> float:
-    """Smallest distance between two polygon boundaries, vertex-to-arc both ways.
+def _boundary_gap_km(first: _Polygon, second: _Polygon) -> float:
+    """Distance on the sphere between the closest points of two polygon boundaries, in two passes.
 
-    Returns early with a distance at or below ``stop_at_km`` as soon as one is found (the caller only
-    needs to know the gap is small enough); otherwise the result is the exact minimum.
+    1. Roughly where they are closest, in a plane of longitude scaled by the cosine of the pair's middle
+       latitude. ``second`` is shifted by whole turns to the side of ``first`` it is nearest from, so
+       the halves of an area split at the antimeridian are 0 km apart, not 360°.
+    2. The shortest line in the azimuthal equidistant projection centred on that place is the gap,
+       with edges taken as great-circle arcs (see :func:`_azimuthal_equidistant_km` for the error).
     """
-    stop_angle = stop_at_km / EARTH_MEAN_RADIUS_KM
-    candidates = sorted(
-        (
-            (_angle(chunk_a.centre, chunk_b.centre) - chunk_a.radius - chunk_b.radius, index_a, index_b)
-            for index_a, chunk_a in enumerate(first)
-            for index_b, chunk_b in enumerate(second)
-        ),
-    )
-    best = math.inf
-    for lower_bound, index_a, index_b in candidates:
-        if lower_bound >= best:
-            break
-        chunk_a, chunk_b = first[index_a], second[index_b]
-        for points, arcs in ((chunk_a.points, chunk_b.arcs), (chunk_b.points, chunk_a.arcs)):
-            for point in points:
-                for arc in arcs:
-                    distance = _point_arc_angle(point, arc)
-                    if distance < best:
-                        best = distance
-                        if best <= stop_angle:
-                            return best * EARTH_MEAN_RADIUS_KM
-    return best * EARTH_MEAN_RADIUS_KM
+    turns = round(((second.bounds[0] + second.bounds[2]) - (first.bounds[0] + first.bounds[2])) / 720)
+    shifted = shapely.transform(second.boundary, lambda xy: xy - (360.0 * turns, 0.0))
+    south = min(first.bounds[1], second.bounds[1])
+    north = max(first.bounds[3], second.bounds[3])
+    factors = np.array([max(math.cos(math.radians((south + north) / 2)), _MIN_LONGITUDE_SCALE), 1.0])
+    rough = _closest_pair(first.boundary, shifted, lambda xy: xy * factors) / factors
+    ends = _closest_pair(first.boundary, second.boundary, _azimuthal_equidistant_km(rough.mean(axis=0)))
+    return float(np.hypot(*(ends[1] - ends[0])))
 
 
 def _check_spacing(polygons: list[_Polygon], max_gap_km: float) -> None:
     if len(polygons) < 2:
         return
-    chunks = [_chunks(polygon) for polygon in polygons]
     gaps: dict[tuple[int, int], float] = {}
 
     def gap(i: int, j: int) -> float:
         key = (min(i, j), max(i, j))
         if key not in gaps:
-            gaps[key] = _boundary_gap_km(chunks[i], chunks[j], max_gap_km)
+            gaps[key] = _boundary_gap_km(polygons[key[0]], polygons[key[1]])
         return gaps[key]
 
     for number, polygon in enumerate(polygons):
         others = [other for other in range(len(polygons)) if other != number]
         if any(gap(number, other) <= max_gap_km for other in others):
             continue
-        # Every gap computed here exceeded the limit, so none stopped early: each is the exact minimum.
         nearest_km, nearest = min((gap(number, other), other) for other in others)
         _fail(
             polygon.path,
@@ -940,21 +833,18 @@ def _check_spacing(polygons: list[_Polygon], max_gap_km: float) -> None:
         )
 
 
-def _ring_area_km2(points: list[Point]) -> float:
-    # Chamberlain & Duquette, "Some algorithms for polygons on a sphere" (JPL, 2007).
-    count = len(points)
-    terms = [
-        (math.radians(points[(index + 1) % count][0]) - math.radians(points[index - 1][0]))
-        * math.sin(math.radians(points[index][1]))
-        for index in range(count)
-    ]
-    return abs(math.fsum(terms)) * EARTH_MEAN_RADIUS_KM**2 / 2
+def _to_equal_area(xy: np.ndarray) -> np.ndarray:
+    """Longitude/latitude in degrees to the Lambert cylindrical equal-area plane of the unit sphere."""
+    radians = np.radians(xy)
+    return np.column_stack((radians[:, 0], np.sin(radians[:, 1])))
 
 
-def _polygon_area_km2(polygon: _Polygon) -> float:
-    return _ring_area_km2(polygon.exterior.points) - sum(
-        _ring_area_km2(hole.points) for hole in polygon.holes
-    )
+def _area_km2(polygons: list[_Polygon]) -> float:
+    # The Lambert cylindrical projection (λ, sin φ) keeps areas, so a polygon's planar area there is
+    # its area on the sphere: exact for latitude/longitude rectangles (Chamberlain & Duquette, "Some
+    # algorithms for polygons on a sphere", JPL 2007, is the same sum written out).
+    projected = shapely.transform([polygon.shape for polygon in polygons], _to_equal_area)
+    return float(shapely.area(projected).sum()) * EARTH_MEAN_RADIUS_KM**2
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -1025,8 +915,8 @@ def check_multipolygon_spacing(
 
     Pixxel requires the closest boundaries of the polygons in a multi-polygon AOI to be at most
     200 km apart. Each polygon (across all parts and features) must be within ``max_gap_km`` of its
-    nearest other polygon. Distances are great-circle distances on a sphere from each boundary vertex
-    to the other polygon's boundary edges, an approximation within about 0.5 % of the ellipsoidal one.
+    nearest other polygon. Distances are between the closest boundary points on a sphere, with edges
+    taken as great-circle arcs (see :func:`_boundary_gap_km`), within 0.6 % of the ellipsoidal ones.
 
     :raises PixxelConfigError: naming the far polygon, its distance to the nearest other, and the limit.
     """
@@ -1036,9 +926,10 @@ def check_multipolygon_spacing(
 def geometry_area_km2(geometry: Any, *, field: str = "geometry") -> float:
     """Area of a Polygon/MultiPolygon/Feature/FeatureCollection in km², holes subtracted.
 
-    Spherical approximation (mean Earth radius); overlapping features are counted twice.
+    On the mean-radius sphere (within 0.9 % of WGS 84 up to 80° latitude, see the module docstring),
+    edges straight in longitude/latitude; overlapping features are counted twice.
     """
-    return sum(_polygon_area_km2(polygon) for polygon in _parse(geometry, field).polygons)
+    return _area_km2(_parse(geometry, field).polygons)
 
 
 def billed_area_km2(geometry: Any, *, field: str = "geometry") -> float:

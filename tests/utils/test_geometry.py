@@ -11,6 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
+from airflow_provider_pixxel.operators.orders import PixxelCreateOrderOperator
+from airflow_provider_pixxel.simulator.seed import REGIONS
+from airflow_provider_pixxel.simulator.server import SimulatorHandle
 from airflow_provider_pixxel.utils.geometry import (
     EARTH_MEAN_RADIUS_KM,
     MIN_BILLED_AREA_KM2,
@@ -20,6 +23,9 @@ from airflow_provider_pixxel.utils.geometry import (
     geometry_area_km2,
     normalize_aoi_geometry,
 )
+from tests.operators.pixxel_sim import context, tasking_item
+from tests.operators.test_aoi import create_aoi_operator
+from tests.task_runner import run_task
 
 KM_PER_DEGREE = math.radians(1) * EARTH_MEAN_RADIUS_KM
 
@@ -433,6 +439,72 @@ def test_unknown_want_refused() -> None:
         normalize_aoi_geometry(SQUARE, want="bbox")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("value", "fragments"),
+    [
+        pytest.param(
+            polygon(square_ring(0, 0, 10), ring((0, 5), (5, 10), (10, 5), (5, 0))),
+            [
+                "geometry.coordinates:",
+                "the holes of the polygon cut its interior in two near",
+                "MultiPolygon",
+            ],
+            id="hole-touching-the-exterior-at-four-points",
+        ),
+        pytest.param(
+            polygon(square_ring(0, 0, 10), square_ring(2, 2, 3), square_ring(4, 4, 3)),
+            ["geometry.coordinates[1]:", "hole 1 crosses hole 2 near", "edges geometry.coordinates[1]"],
+            id="holes-crossing",
+        ),
+        pytest.param(
+            polygon(square_ring(0, 0, 10), square_ring(2, 2, 2), square_ring(4, 2, 2)),
+            ["hole 1 shares a stretch of boundary with hole 2 near [4, "],
+            id="holes-sharing-an-edge",
+        ),
+        pytest.param(
+            polygon(square_ring(0, 0, 10), ring((2, 2), (4, 2), (4, 4), (5, 4), (4, 4), (2, 4))),
+            ["geometry.coordinates[1][3]:", "hole 1 doubles back", "position 3 [5, 4]", "spike"],
+            id="spike-in-a-hole",
+        ),
+        pytest.param(
+            polygon(ring((0, 0), (4, 0), (4, 1), (3, 1), (3, 0), (1, 0), (1, 1), (0, 1))),
+            ["intersects itself near [3, 0]", "coordinates[0][0]→geometry.coordinates[0][1] runs along"],
+            id="edge-running-back-along-another",
+        ),
+        pytest.param(
+            # Hole 2 touches itself at [4, 4] (a figure eight); hole 1 may touch it there, from outside.
+            polygon(
+                square_ring(0, 0, 10),
+                ring((4, 4), (1, 3.5), (1, 4.5)),
+                ring((2, 2), (6, 2), (4, 4), (6, 6), (2, 6), (4, 4)),
+            ),
+            ["geometry.coordinates[2]:", "hole 2 intersects itself near [4, 4]", "touches"],
+            id="ring-touching-itself-where-another-ring-passes",
+        ),
+    ],
+)
+def test_shapes_shapely_refuses_get_a_message_naming_rings_and_positions(
+    value: dict[str, Any], fragments: list[str]
+) -> None:
+    rejected(value, *fragments, want="any")
+
+
+def test_aoi_whose_holes_cut_it_in_two_is_refused_before_any_request(sim: SimulatorHandle) -> None:
+    # The test AOI's square (around the first seeded region), with a diamond-shaped hole touching all
+    # four sides: four triangles, not one area.
+    _, lon, lat = REGIONS[0]
+    west, south, size = lon - 0.05, lat - 0.05, 0.1
+    half = size / 2
+    diamond = ring(
+        (west, south + half), (west + half, south + size), (west + size, south + half), (west + half, south)
+    )
+    operator = create_aoi_operator(sim, geometry=polygon(square_ring(west, south, size), diamond))
+
+    with pytest.raises(PixxelConfigError, match="cut its interior in two"):
+        run_task(operator, context())
+    assert sim.state.requests() == []
+
+
 # --- multipolygon spacing ---------------------------------------------------------------------------
 
 
@@ -479,6 +551,54 @@ def test_spacing_checked_across_features_and_names_the_far_one() -> None:
         check_multipolygon_spacing(value)
 
 
+def squares_across_the_antimeridian(gap_km: float, size: float = 0.1) -> dict[str, Any]:
+    half_gap = gap_km / KM_PER_DEGREE / 2
+    west = square_ring(180 - half_gap - size, -size / 2, size)
+    east = square_ring(-180 + half_gap, -size / 2, size)
+    return multipolygon(west, east)
+
+
+def test_halves_of_an_area_split_at_the_antimeridian_are_0_km_apart() -> None:
+    west_half = ring((179, 0), (180, 0), (180, 1), (179, 1))
+    east_half = ring((-180, 0), (-179, 0), (-179, 1), (-180, 1))
+
+    check_multipolygon_spacing(multipolygon(west_half, east_half), max_gap_km=1e-6)
+
+
+def test_spacing_is_measured_across_the_antimeridian() -> None:
+    check_multipolygon_spacing(squares_across_the_antimeridian(150))
+    with pytest.raises(PixxelConfigError, match=r"300\.0 km from the nearest other polygon"):
+        check_multipolygon_spacing(squares_across_the_antimeridian(300))
+
+
+def test_order_split_at_the_antimeridian_is_sent(sim: SimulatorHandle) -> None:
+    item = tasking_item(sim, geometry=squares_across_the_antimeridian(0))
+    operator = PixxelCreateOrderOperator(
+        task_id="order", order_items=[item], max_cost=1e9, poll_interval=0.01
+    )
+
+    run = run_task(operator, context())
+
+    assert run.result["status"] == "success"
+    sent = sim.state.requests("POST", "/v0/orders")[0].body["order_items"][0]["geometry"]
+    assert sent["features"][0]["geometry"]["type"] == "MultiPolygon"
+
+
+def test_spacing_near_the_pole_is_the_great_circle_distance() -> None:
+    # The facing edges run along meridians, which meet towards the pole: the gap is between the
+    # northern corners, on the 80.1° parallel, whatever a plane of scaled longitudes would suggest.
+    west, east, north = 0.1, 14.0, 80.1
+    expected_km = (
+        2
+        * EARTH_MEAN_RADIUS_KM
+        * math.asin(math.cos(math.radians(north)) * math.sin(math.radians(east - west) / 2))
+    )
+    far = multipolygon(square_ring(0, 80, 0.1), square_ring(east, 80, 0.1))
+
+    with pytest.raises(PixxelConfigError, match=rf" {expected_km:.1f} km from the nearest"):
+        check_multipolygon_spacing(far)
+
+
 def test_spacing_limit_is_configurable() -> None:
     check_multipolygon_spacing(two_squares_at_equator(300), max_gap_km=310)
     with pytest.raises(PixxelConfigError, match="at most 100 km"):
@@ -517,6 +637,24 @@ def test_area_shrinks_with_latitude() -> None:
     assert geometry_area_km2(polygon(square_ring(0, 60))) == pytest.approx(
         EARTH_MEAN_RADIUS_KM**2 * math.radians(1) * (math.sin(math.radians(61)) - math.sin(math.radians(60)))
     )
+
+
+@pytest.mark.parametrize(
+    ("south", "geodesic_km2", "within"),
+    [
+        (0, 12308.464, 0.005),
+        (30, 10642.393, 0.002),
+        (45, 8686.495, 0.003),
+        (60, 6123.141, 0.006),
+        (80, 2058.275, 0.009),
+    ],
+)
+def test_area_is_within_the_documented_error_of_the_wgs84_area(
+    south: float, geodesic_km2: float, within: float
+) -> None:
+    # Reference: pyproj.Geod(ellps="WGS84").polygon_area_perimeter of the 1° square, edges densified
+    # (200 points each) so that both sides take the same boundary.
+    assert geometry_area_km2(polygon(square_ring(0, south))) == pytest.approx(geodesic_km2, rel=within)
 
 
 def test_billed_area_has_a_100_km2_minimum() -> None:
