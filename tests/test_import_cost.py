@@ -29,7 +29,9 @@ LOADED_ON_FIRST_USE = (
     "airflow_provider_pixxel.statuses",
     "airflow_provider_pixxel.triggers.status",
     "airflow_provider_pixxel.utils.geometry",
+    "numpy",
     "requests",
+    "shapely",
     "xml.etree.ElementTree",
 )
 # Every module of the hooks package (transport, retry, hooks, downloads...) too: operators and sensors
