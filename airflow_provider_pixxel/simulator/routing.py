@@ -99,9 +99,11 @@ def operation(
 
 
 def _check_auth(state: SimulatorState, header: str | None) -> None:
+    """The service takes the bare key; a prefix is refused unless the simulator was told to accept one."""
     value = (header or "").strip()
-    if value.lower().startswith("bearer "):
-        value = value[7:].strip()
+    prefix = state.accept_auth_prefix
+    if prefix and value.lower().startswith(prefix.lower() + " "):
+        value = value[len(prefix) + 1 :].strip()
     if not value:
         raise SimulatorError(403, "missing API key: send it in the Authorization header", code="forbidden")
     if value != state.api_key:
@@ -117,9 +119,13 @@ async def _read_body(request: Request, rule: Mapping[str, Any]) -> Any:
             raise bad_request("request body is required (a JSON object)")
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError as error:
         raise bad_request(f"request body is not valid JSON: {error}") from None
+    if value is None:
+        # A literal null is a malformed body, not a missing one: the handlers index into the body.
+        raise bad_request("request body is null: send a JSON object")
+    return value
 
 
 def _redacted(body: Any) -> Any:
