@@ -1,11 +1,13 @@
 """``PixxelHook``: the synchronous client of the whole Pixxel (Aurora) API.
 
-One method per API operation (55), named as in ``OPERATIONS.md``; the status reads and download PUTs
-come from :class:`~airflow_provider_pixxel.hooks.operations.PixxelPollingOperations`, shared with the
-async hook. ``iter_*`` methods walk every page of the paginated ones through the one offset pager of
+One method per API operation (55), named as in :mod:`airflow_provider_pixxel.spec.operations`; the
+status reads and download PUTs come from
+:class:`~airflow_provider_pixxel.hooks.operations.PixxelPollingOperations`, shared with the async hook.
+``iter_*`` methods walk every page of the paginated ones through the one offset pager of
 :mod:`~airflow_provider_pixxel.hooks.pagination`. All requests go through :meth:`PixxelHook._call`,
-which applies the shared retry policy, timeouts, authentication and error mapping. Arguments that
-can be checked for free (date formats, enums, required lists, a project id) are checked before
+which applies the shared retry policy, timeouts, authentication and error mapping, after checking the
+request against the API contract (:func:`airflow_provider_pixxel.spec.rules.check_request`). Arguments
+that can be checked for free (date formats, enums, required lists, a project id) are checked before
 anything is sent, raising :class:`~airflow_provider_pixxel.exceptions.PixxelConfigError` with the fix.
 """
 
