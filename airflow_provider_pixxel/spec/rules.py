@@ -12,7 +12,7 @@ the field and the rule, and is never sent.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from jsonschema import Draft7Validator
@@ -189,22 +189,27 @@ def check_query(parameters: list[Mapping[str, Any]], query: Mapping[str, str]) -
 
 
 @cache
-def _templates() -> dict[str, list[tuple[tuple[str, ...], str]]]:
-    """Path templates split into segments, per method, most literal segments first."""
-    by_method: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+def _templates() -> dict[tuple[str, int], list[tuple[tuple[str, ...], str]]]:
+    """Path templates split into segments, by method and segment count, most literal segments first."""
+    found: dict[tuple[str, int], list[tuple[tuple[str, ...], str]]] = {}
     for key in rules():
         method, template = key.split(" ", 1)
-        by_method.setdefault(method, []).append((tuple(template.split("/")), key))
-    for templates in by_method.values():
+        segments = tuple(template.split("/"))
+        found.setdefault((method, len(segments)), []).append((segments, key))
+    for templates in found.values():
         templates.sort(key=lambda entry: sum(segment.startswith("{") for segment in entry[0]))
-    return by_method
+    return found
 
 
+@lru_cache(maxsize=1024)
 def operation_key(method: str, path: str) -> str | None:
-    """The ``"METHOD /path/template"`` a concrete request path belongs to; None if none does."""
+    """The ``"METHOD /path/template"`` a concrete request path belongs to; None if none does.
+
+    Cached: a wait loop polls the same path again and again.
+    """
     segments = path.split("?", 1)[0].split("/")
-    for template, key in _templates().get(method.upper(), ()):
-        if len(template) == len(segments) and all(
+    for template, key in _templates().get((method.upper(), len(segments)), ()):
+        if all(
             part == segment or (part.startswith("{") and segment)
             for part, segment in zip(template, segments, strict=True)
         ):

@@ -104,6 +104,14 @@ def test_a_query_parameter_breaking_the_contract_is_refused(hook: PixxelHook, re
     assert requests_mock.request_history == []
 
 
+def test_a_body_is_sent_exactly_where_the_operation_takes_one(hook: PixxelHook, requests_mock: Any) -> None:
+    with pytest.raises(PixxelConfigError, match="create_order: a JSON body is required"):
+        hook._call(ApiRequest("POST", "/v0/orders"))
+    with pytest.raises(PixxelConfigError, match="list_aois: this operation takes no JSON body"):
+        hook._call(ApiRequest("GET", "/v0/aois", json={"limit": 1}))
+    assert requests_mock.request_history == []
+
+
 def test_every_example_call_passes_the_check(hook: PixxelHook, requests_mock: Any) -> None:
     """The check refuses only what breaks the contract: the valid call of every operation goes out."""
     case = CASES_BY_NAME["create_aoi"]
