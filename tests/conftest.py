@@ -1,4 +1,7 @@
-"""Test-wide set-up: a throwaway AIRFLOW_HOME (never the user's own) and the path of the API spec."""
+"""Test-wide set-up: a throwaway AIRFLOW_HOME (never the user's own).
+
+The API spec ships in the package: its one path is ``airflow_provider_pixxel.spec.SPEC_PATH``.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +25,6 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.p
 pytest_plugins = ["airflow_provider_pixxel.simulator.pytest_plugin"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SPEC_PATH = REPO_ROOT.parent / "shared" / "pixxel-api" / "openapi.json"
-SPEC_MISSING_REASON = (
-    f"the Pixxel OpenAPI spec is not at {SPEC_PATH} (it lives in ../shared beside the checkout)"
-)
 
 
 @pytest.fixture

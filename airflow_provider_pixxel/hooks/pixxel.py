@@ -1,18 +1,20 @@
 """``PixxelHook``: the synchronous client of the whole Pixxel (Aurora) API.
 
-One method per API operation (55), named as in ``OPERATIONS.md``; the status reads and download PUTs
-come from :class:`~airflow_provider_pixxel.hooks.operations.PixxelPollingOperations`, shared with the
-async hook. ``iter_*`` methods walk every page of the paginated ones through the one offset pager of
+One method per API operation (55), named as in :mod:`airflow_provider_pixxel.spec.operations`; the
+status reads and download PUTs come from
+:class:`~airflow_provider_pixxel.hooks.operations.PixxelPollingOperations`, shared with the async hook.
+``iter_*`` methods walk every page of the paginated ones through the one offset pager of
 :mod:`~airflow_provider_pixxel.hooks.pagination`. All requests go through :meth:`PixxelHook._call`,
-which applies the shared retry policy, timeouts, authentication and error mapping. Arguments that
-can be checked for free (date formats, enums, required lists, a project id) are checked before
+which applies the shared retry policy, timeouts, authentication and error mapping, after checking the
+request against the API contract (:func:`airflow_provider_pixxel.spec.rules.check_request`). Arguments
+that can be checked for free (date formats, enums, required lists, a project id) are checked before
 anything is sent, raising :class:`~airflow_provider_pixxel.exceptions.PixxelConfigError` with the fix.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
@@ -45,13 +47,12 @@ from airflow_provider_pixxel.hooks.transport import (
     transport_error,
     with_default_project,
 )
+from airflow_provider_pixxel.spec import enum_values
+from airflow_provider_pixxel.spec.rules import check_request
 
 JSON = Any
 
 MAX_IMAGE_SEARCH_LIMIT = 10000
-VISUALIZATION_MODES = ("dynamic", "theoretical")
-EXPRESSION_TYPES = ("composite", "index", "grayscale")
-STORE_TYPES = ("S3", "GCS", "AZBLOB")
 
 
 def _request_never_sent(error: requests.exceptions.ConnectionError) -> bool:
@@ -146,6 +147,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
     def _call(self, request: ApiRequest) -> Any:
         """Send ``request`` under the retry policy and return its decoded answer."""
         request = with_default_project(request, self.settings)
+        check_request(request)  # a request that breaks the API contract is refused, never sent
         retrying = self.retry_policy.retrying(
             creates=request.creates is not None, log=self.log, sleep=self.sleep
         )
@@ -279,8 +281,8 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                     satellite_id=satellite_id,
                     provider=provider,
                     project_id=self.resolve_project_id(project_id),
-                    geometry=dict(geometry),
-                    item_ids=list(item_ids),
+                    geometry=_json(geometry),
+                    item_ids=_json(item_ids),
                 ),
                 creates=f"an AOI named {name!r} (look for it with list_aois(aoi_name=...))",
             )
@@ -312,9 +314,9 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 json=body(
                     start_date=start_date,
                     end_date=end_date,
-                    satellites=[dict(s) for s in satellites],
-                    filters=None if filters is None else [dict(f) for f in filters],
-                    geometry=dict(geometry),
+                    satellites=_json(satellites),
+                    filters=_json(filters),
+                    geometry=_json(geometry),
                     limit=limit,
                 ),
             )
@@ -360,7 +362,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         expression_type: str,
     ) -> JSON:
         """Create a custom index from a band expression (``POST /v0/indices``)."""
-        expression_type = _one_of("expression_type", expression_type, EXPRESSION_TYPES)
+        expression_type = _one_of("expression_type", expression_type, enum_values("atlas.ExpressionType"))
         return self._call(
             ApiRequest(
                 "POST",
@@ -368,7 +370,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 json=body(
                     name=name,
                     description=description,
-                    rescale=list(rescale),
+                    rescale=_json(rescale),
                     expression=expression,
                     colormap=colormap,
                     satellite_id=satellite_id,
@@ -395,7 +397,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 path("/v0/aois/{aoi_id}/visualizations", aoi_id),
                 json=body(
                     index_id=index_id,
-                    src_asset_ids=None if src_asset_ids is None else list(src_asset_ids),
+                    src_asset_ids=_json(src_asset_ids),
                     resolution=resolution,
                 ),
                 creates=(
@@ -415,7 +417,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         dynamic_bins: int | None = None,
     ) -> JSON:
         """Replace a visualization's legend (``PUT /v0/aois/{aoi_id}/visualizations/{visualization_id}/metadata``)."""  # noqa: E501
-        visualization_mode = _one_of("visualization_mode", visualization_mode, VISUALIZATION_MODES)
+        visualization_mode = _visualization_mode("visualization_mode", visualization_mode)
         if visualization_mode == "dynamic":
             if dynamic_bins is None:
                 raise PixxelConfigError(
@@ -433,10 +435,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 ),
                 json=body(
                     visualization_mode=visualization_mode,
-                    legend={
-                        visualization_date(day): [dict(item) for item in items]
-                        for day, items in legend.items()
-                    },
+                    legend={visualization_date(day): _json(items) for day, items in legend.items()},
                     dynamic_bins=dynamic_bins,
                 ),
             )
@@ -463,7 +462,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 json=body(
                     index_id=index_id,
                     dates=[visualization_date(day) for day in dates],
-                    visualization_mode=_one_of("visualization_mode", visualization_mode, VISUALIZATION_MODES),
+                    visualization_mode=_visualization_mode("visualization_mode", visualization_mode),
                 ),
             )
         )
@@ -481,7 +480,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         request_body = body(
             index_id=index_id,
             date=visualization_date(date),
-            visualization_mode=_one_of("visualization_mode", visualization_mode, VISUALIZATION_MODES),
+            visualization_mode=_visualization_mode("visualization_mode", visualization_mode),
         )
         result: bytes = self._call(
             ApiRequest(
@@ -509,8 +508,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 json=body(
                     dates=[visualization_date(day) for day in dates],
                     visualization_modes=[
-                        _one_of("visualization_modes", mode, VISUALIZATION_MODES)
-                        for mode in visualization_modes
+                        _visualization_mode("visualization_modes", mode) for mode in visualization_modes
                     ],
                 ),
             )
@@ -544,7 +542,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         estimate: bool | None = None,
     ) -> JSON:
         """Run a block over an AOI, or price it with ``estimate=True`` (``POST /v0/aoi/{aoi_id}/insights``)."""  # noqa: E501
-        if not block.get("version"):
+        if not isinstance(block, Mapping) or not block.get("version"):
             raise PixxelConfigError(
                 "block must name a version, e.g. block={'name': 'ndvi', 'version': '1.0.0'} "
                 "(list versions with get_block_versions(name))"
@@ -555,10 +553,10 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 path("/v0/aoi/{aoi_id}/insights", aoi_id),
                 json=body(
                     name=name,
-                    block=dict(block),
+                    block=_json(block),
                     input=input,
                     project_id=project_id,
-                    metadata=None if metadata is None else dict(metadata),
+                    metadata=_json(metadata),
                     estimate=estimate,
                 ),
                 creates=None if estimate else "an insight (look for it with list_insights(aoi_id))",
@@ -688,7 +686,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
             ApiRequest(
                 "POST",
                 "/v0/orders",
-                json=body(dry_run=dry_run, order_items=[dict(item) for item in items]),
+                json=body(dry_run=dry_run, order_items=_json(items)),
                 creates=None if dry_run else "an order (look for it with list_orders())",
             )
         )
@@ -776,15 +774,15 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 "POST",
                 "/v0/archives/search",
                 json=body(
-                    bbox=None if bbox is None else list(bbox),
-                    collections=None if collections is None else list(collections),
+                    bbox=_json(bbox),
+                    collections=_json(collections),
                     datetime=datetime,
-                    ids=None if ids is None else list(ids),
-                    intersects=None if intersects is None else dict(intersects),
+                    ids=_json(ids),
+                    intersects=_json(intersects),
                     limit=limit,
                     offset=offset,
-                    query=None if query is None else dict(query),
-                    sortby=None if sortby is None else [dict(s) for s in sortby],
+                    query=_json(query),
+                    sortby=_json(sortby),
                 ),
             )
         )
@@ -812,7 +810,8 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         labels: Mapping[str, str] | None = None,
     ) -> JSON:
         """Register a cloud bucket for delivery (``POST /v0/stores``); its secrets are masked in logs."""
-        for value in secrets.values():
+        # Masked whatever their shape: a wrong one is refused by the contract check, after this.
+        for value in secrets.values() if isinstance(secrets, Mapping) else (secrets,):
             mask_secret(value)
         return self._call(
             ApiRequest(
@@ -820,10 +819,10 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 "/v0/stores",
                 json=body(
                     name=name,
-                    type=_one_of("type", type, STORE_TYPES, upper=True),
-                    configs=dict(configs),
-                    secrets=dict(secrets),
-                    labels=None if labels is None else dict(labels),
+                    type=_one_of("type", type, enum_values("domain.BucketType"), upper=True),
+                    configs=_json(configs),
+                    secrets=_json(secrets),
+                    labels=_json(labels),
                 ),
                 creates=f"a store named {name!r} (look for it with list_stores())",
             )
@@ -843,7 +842,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
             ApiRequest(
                 "POST",
                 "/v0/catalogs/deliveries",
-                json=body(deliveries=[dict(item) for item in items]),
+                json=body(deliveries=_json(items)),
                 # Not marked as a create: a second delivery copies the same purchased data to the
                 # same place and buys nothing, so a lost answer is safe to retry.
             )
@@ -866,8 +865,8 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 "POST",
                 "/v0/catalogs/download",
                 json=body(
-                    catalog_ids=None if catalog_ids is None else list(catalog_ids),
-                    order_item_ids=None if order_item_ids is None else list(order_item_ids),
+                    catalog_ids=_json(catalog_ids),
+                    order_item_ids=_json(order_item_ids),
                 ),
                 # Not marked as a create: asking again only packages already purchased data again,
                 # so a lost answer is safe to retry.
@@ -1041,6 +1040,10 @@ def _one_of(name: str, value: str, allowed: Sequence[str], *, upper: bool = Fals
     return normalised
 
 
+def _visualization_mode(name: str, value: str) -> str:
+    return _one_of(name, value, enum_values("atlas.VisualizationMode"))
+
+
 def _check_range(name: str, value: int, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise PixxelConfigError(f"{name} must be a whole number from {low} to {high}; got {value!r}")
@@ -1062,6 +1065,19 @@ def _check_polygon(geometry: Mapping[str, Any]) -> None:
             "geometry must be a GeoJSON Polygon such as {'type': 'Polygon', 'coordinates': "
             "[[[lng, lat], ..., [lng, lat]]]} (the first and last point equal)"
         )
+
+
+def _json(value: Any) -> Any:
+    """``value`` as JSON takes it, all the way down: mappings as dicts, other non-text iterables as lists.
+
+    Anything else is left as it is (a number where the spec wants an object, a string where it wants a
+    list), for the contract check to refuse by field name instead of failing here on ``dict(5)``.
+    """
+    if isinstance(value, Mapping):
+        return {key: _json(item) for key, item in value.items()}
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, bytearray)):
+        return [_json(item) for item in value]
+    return value
 
 
 def _check_no_paging(filters: Mapping[str, Any]) -> None:

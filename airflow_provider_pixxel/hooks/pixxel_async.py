@@ -30,6 +30,7 @@ from airflow_provider_pixxel.hooks.transport import (
     transport_error,
     with_default_project,
 )
+from airflow_provider_pixxel.spec.rules import check_request
 
 # Failures where httpx never got the request onto the wire: re-sending cannot create anything twice.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -118,6 +119,7 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
         """Send ``request`` under the shared retry policy and return its decoded answer."""
         settings = await self.get_settings()
         request = with_default_project(request, settings)
+        check_request(request)  # a request that breaks the API contract is refused, never sent
         retrying = self._policy(settings).async_retrying(
             creates=request.creates is not None, log=self.log, sleep=self._sleep
         )

@@ -25,6 +25,7 @@ from airflow_provider_pixxel.operators.base import (
     check_max_cost,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.spec import component, enum_values, field_names
 from airflow_provider_pixxel.utils.dates import check_tasking_window, order_item_date
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
@@ -38,13 +39,12 @@ else:
     resources = lazy_import("airflow_provider_pixxel.resources")
     geometry = lazy_import("airflow_provider_pixxel.utils.geometry")
 
-TASKING_RECURRENCES = ("ONCE", "MONTHLY", "BIMONTHLY", "QUARTERLY")
-DELIVERY_SPEEDS = ("STANDARD",)
+# The spec's one schema for both kinds of order item: its fields, enums and name length are read from it
+# when a task runs. Which fields make an item tasking is a cross-field rule the spec cannot state.
+ORDER_ITEM_SCHEMA = "clerk.docOriginalOrderItem"
 NOT_APPLICABLE = "NOT_APPLICABLE"
-MAX_NAME_LENGTH = 100
 MAX_OFF_NADIR_DEGREES = 90
 
-COMMON_FIELDS = frozenset({"project_id", "name", "geometry", "usecase", "cloud_delivery"})
 TASKING_FIELDS = frozenset(
     {
         "bandset",
@@ -57,9 +57,13 @@ TASKING_FIELDS = frozenset(
         "delivery_speed",
     }
 )
-ARCHIVE_FIELDS = frozenset({"item_ids"})
-KNOWN_FIELDS = COMMON_FIELDS | TASKING_FIELDS | ARCHIVE_FIELDS
 _ORDER_ITEM_IDS_SEPARATOR = ","
+
+
+def _sendable(field: str) -> tuple[str, ...]:
+    """The contract's values of an order item's enum ``field`` but NOT_APPLICABLE, which the service
+    writes on items the field does not apply to."""
+    return tuple(value for value in enum_values(ORDER_ITEM_SCHEMA, field) if value != NOT_APPLICABLE)
 
 
 def _text(item: Mapping[str, Any], key: str, where: str, *, required: bool) -> str | None:
@@ -155,10 +159,11 @@ def validate_order_item(
     where = f"order_items[{index}]"
     if not isinstance(item, Mapping):
         raise PixxelConfigError(f"{where} must be an object (dict), got {type(item).__name__}")
-    unknown = sorted(set(item) - KNOWN_FIELDS)
+    known = field_names(ORDER_ITEM_SCHEMA)
+    unknown = sorted(set(item) - known)
     if unknown:
         raise PixxelConfigError(
-            f"{where} has unknown fields {unknown}; order items take {', '.join(sorted(KNOWN_FIELDS))}"
+            f"{where} has unknown fields {unknown}; order items take {', '.join(sorted(known))}"
         )
     kind = order_item_kind(item, where)
     project_id = _text(item, "project_id", where, required=False) or default_project_id
@@ -181,8 +186,9 @@ def validate_order_item(
     }
     name = _text(item, "name", where, required=False)
     if name is not None:
-        if len(name) > MAX_NAME_LENGTH:
-            raise PixxelConfigError(f"{where}.name is {len(name)} characters; at most {MAX_NAME_LENGTH}")
+        longest = component(ORDER_ITEM_SCHEMA)["properties"]["name"]["maxLength"]
+        if len(name) > longest:
+            raise PixxelConfigError(f"{where}.name is {len(name)} characters; at most {longest}")
         result["name"] = name
     if item.get("cloud_delivery") is not None:
         result["cloud_delivery"] = _cloud_delivery(item["cloud_delivery"], where)
@@ -214,10 +220,11 @@ def _tasking_fields(item: Mapping[str, Any], where: str, *, now: Any) -> dict[st
             f"{where}.bandset must be {{'bandset_id': '<id>'}} for a tasking item (ids from "
             "PixxelHook.list_bandsets())"
         )
-    recurrence = _enum(item, "recurrence", where, TASKING_RECURRENCES)
+    recurrences = _sendable("recurrence")
+    recurrence = _enum(item, "recurrence", where, recurrences)
     if recurrence is None:
         raise PixxelConfigError(
-            f"{where}.recurrence is required for a tasking item: one of {', '.join(TASKING_RECURRENCES)} "
+            f"{where}.recurrence is required for a tasking item: one of {', '.join(recurrences)} "
             "(ONCE for a single capture window)"
         )
     occurrences = _whole_number(item, "no_of_occurrences", where, 1, None)
@@ -241,7 +248,7 @@ def _tasking_fields(item: Mapping[str, Any], where: str, *, now: Any) -> dict[st
         value = _whole_number(item, key, where, 0, high)
         if value is not None:
             fields[key] = value
-    speed = _enum(item, "delivery_speed", where, DELIVERY_SPEEDS)
+    speed = _enum(item, "delivery_speed", where, _sendable("delivery_speed"))
     if speed is not None:
         fields["delivery_speed"] = speed
     return fields

@@ -32,6 +32,7 @@ from airflow_provider_pixxel.operators.aoi import (
     require_text_list,
 )
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
+from airflow_provider_pixxel.spec import enum_values
 from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
@@ -45,7 +46,6 @@ else:
     # Needed to check a generated SLD, not while a DAG file is parsed (see utils/lazy_import.py).
     ElementTree = lazy_import("xml.etree.ElementTree")
 
-VISUALIZATION_MODES = ("dynamic", "theoretical")
 MAX_DYNAMIC_BINS = 15
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -59,8 +59,9 @@ _SLD_ROOT = "StyledLayerDescriptor"
 
 def _mode(field: str, value: Any) -> str:
     mode = require_text(field, value).lower()
-    if mode not in VISUALIZATION_MODES:
-        raise PixxelConfigError(f"{field} must be one of {', '.join(VISUALIZATION_MODES)}; got {value!r}")
+    modes = enum_values("atlas.VisualizationMode")
+    if mode not in modes:
+        raise PixxelConfigError(f"{field} must be one of {', '.join(modes)}; got {value!r}")
     return mode
 
 
@@ -592,7 +593,7 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
         visualization_id: str,
         dates: Sequence[DateLike] | DateLike,
         destination: Destination,
-        visualization_modes: Sequence[str] = VISUALIZATION_MODES,
+        visualization_modes: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -648,7 +649,15 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
         modes = list(
             dict.fromkeys(
                 _mode(f"visualization_modes[{n}]", mode)
-                for n, mode in enumerate(require_text_list("visualization_modes", self.visualization_modes))
+                for n, mode in enumerate(
+                    require_text_list(
+                        "visualization_modes",
+                        # None: every mode of the contract (read when the task runs, not at DAG parse)
+                        enum_values("atlas.VisualizationMode")
+                        if self.visualization_modes is None
+                        else self.visualization_modes,
+                    )
+                )
             )
         )
         targets = self.targets(aoi_id, visualization_id, modes, dates)

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from airflow_provider_pixxel import __version__
 from airflow_provider_pixxel.simulator import (
@@ -101,16 +102,22 @@ def create_app(state: SimulatorState) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(error, "headers", None) or {})
+        code = None
         if error.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
+            allowed = _methods_of_path(app, request)
+            message = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}"
+            # Starlette stops at the first route of the path, which holds one of its methods.
+            headers["Allow"] = ", ".join(allowed)
+            code = "method_not_allowed"
         elif error.status_code == 404:
             message = f"no such endpoint: {request.method} {request.url.path}"
         else:
             message = str(error.detail)
         return JSONResponse(
-            SimulatorError(error.status_code, message).envelope(),
+            SimulatorError(error.status_code, message, code=code).envelope(),
             status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -131,6 +138,16 @@ def create_app(state: SimulatorState) -> FastAPI:
     app.add_middleware(FaultMiddleware, injector=state.faults)
     app.add_middleware(RecordingMiddleware, state=state)
     return app
+
+
+def _methods_of_path(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves on the request's path (what a 405's ``Allow`` must list)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 _default_app: FastAPI | None = None

@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default 0: any free port)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key clients must send")
     parser.add_argument(
+        "--accept-auth-prefix",
+        metavar="PREFIX",
+        default=None,
+        help="also accept 'Authorization: PREFIX <key>' (e.g. Bearer); by default only the exact key is "
+        "accepted, as the Pixxel API does",
+    )
+    parser.add_argument(
         "--speed",
         type=float,
         default=2.0,
@@ -54,18 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.speed < 0:
-        print("pixxel-simulator: --speed cannot be negative", file=sys.stderr)
-        return 2
-    state = SimulatorState(
+def state_from_args(args: argparse.Namespace) -> SimulatorState:
+    """The simulator state the parsed command line asks for."""
+    return SimulatorState(
         api_key=args.api_key,
+        accept_auth_prefix=args.accept_auth_prefix,
         speed=args.speed,
         steps_per_poll=args.steps_per_poll,
         seed=args.seed,
         package_size_bytes=args.package_size,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.speed < 0:
+        print("pixxel-simulator: --speed cannot be negative", file=sys.stderr)
+        return 2
+    state = state_from_args(args)
     sock = bind_socket(args.host, args.port)
     base_url = base_url_of(sock)
     print(f"PIXXEL_SIMULATOR_URL={base_url}")

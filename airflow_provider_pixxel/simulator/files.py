@@ -325,7 +325,7 @@ _DTYPES: dict[str, tuple[str, int, int]] = {
     "float32": ("f", 32, 3),
 }
 
-#: L2A reflectance is delivered scaled to 0-50000 (divide by 50000), see FACTS §7.
+#: L2A reflectance is delivered scaled to 0-50000 (divide by 50000), as Pixxel's product guide says.
 _REFLECTANCE_SCALE = 50000
 
 
@@ -591,7 +591,11 @@ def _build_zip(
 
 
 def _product_name(artifact_id: str, seed: int) -> tuple[str, dt.date]:
-    """``FF01_<imageID>_<acquired>_L2A_<created>_00501150`` (5 m, version 01, 150 bands), FACTS §7."""
+    """``FF01_<imageID>_<acquired>_L2A_<created>_00501150`` (5 m, version 01, 150 bands).
+
+    Pixxel's file naming: ``XXnn_imageID_YYYYMMDD_LnX_YYYYMMDD_aaabbccc`` (satellite, image id, acquired,
+    level, created, then resolution ``aaa``, version ``bb`` and band count ``ccc``).
+    """
     image_id = (
         int.from_bytes(hashlib.sha256(f"{artifact_id}:{seed}".encode()).digest()[:4], "big") % 1_000_000
     )

@@ -3,7 +3,8 @@
 Resources are stored as they were created; their ``status``, ``progress`` and everything that depends on
 them (job tasks, order-item tasks, the catalogs a fulfilled task yields, automatic deliveries, signed
 URLs of finished downloads) are worked out here from the resource's :class:`~.state.Lifecycle` step at
-the moment of the read. The status sequences follow FACTS.md §5.
+the moment of the read. The status sequences are the API's documented ones (the enums of the spec, e.g.
+``atlas.VisualizationStatus``: creating, then success, failed or partial_success).
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def _band_names(state: SimulatorState, satellite_id: str) -> set[str]:
 
 
 def _modes_for(index: dict[str, Any]) -> tuple[str, ...]:
-    """Legend modes computed for an index (FACTS.md §6.6)."""
+    """Legend modes computed for an index: both for preset indices, dynamic only for custom ``index``
+    expressions, none for composites and grayscale (as the API documents)."""
     if index["type"] == "preset" and index["expression_type"] == "index":
         return ("dynamic", "theoretical")
     if index["expression_type"] == "index":

@@ -16,7 +16,7 @@ from airflow_provider_pixxel.simulator.state import (
     not_found,
 )
 
-# Credentials each bucket type needs (FACTS.md §6.5).
+# Credentials each bucket type needs, as the API's store documentation lists them.
 STORE_SECRET_KEYS = {
     "S3": ("access_key_id", "secret_access_key"),
     "AZBLOB": ("account_name", "tenant_id", "client_id", "client_secret"),

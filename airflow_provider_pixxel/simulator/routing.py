@@ -2,8 +2,9 @@
 
 Each operation is a plain function ``(state, call) -> result`` registered with :func:`operation`. The
 wrapper does what every real Pixxel endpoint does before its own logic: checks the ``Authorization``
-header, checks query parameters and the JSON body against the rules taken from the spec
-(:mod:`.request_rules`), and turns :class:`~.state.SimulatorError` into the error envelope. Handlers run
+header, checks query parameters and the JSON body against the rules of the contract the provider
+ships (:mod:`airflow_provider_pixxel.spec.rules`, the same the hooks check before sending), and turns
+:class:`~.state.SimulatorError` into the error envelope. Handlers run
 under the state lock, one at a time, so they never see a half-made change.
 """
 
@@ -21,9 +22,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from airflow_provider_pixxel.simulator._request_rules_data import RULES
-from airflow_provider_pixxel.simulator.request_rules import check_body, check_query
 from airflow_provider_pixxel.simulator.state import SimulatorError, SimulatorState, bad_request
+from airflow_provider_pixxel.spec.rules import body_problems, check_query, rules
 
 VISUALIZATION_DATE = re.compile(r"^\d{4}_\d{2}_\d{2}$")
 RECORDED_BODY_KEY = "pixxel_simulator_body"
@@ -63,7 +63,8 @@ def operation(
     A handler may return a JSON-able value, a ``(status, value)`` pair to override the status,
     :class:`Binary`, or ``None`` for an empty body.
     """
-    rule = RULES[f"{method} {path}"]
+    key = f"{method} {path}"
+    rule = rules()[key]
     needs_auth = path != "/ping"
 
     def decorator(handler: Handler) -> Handler:
@@ -80,7 +81,7 @@ def operation(
                 request.scope[RECORDED_BODY_KEY] = _redacted(call.body)
                 problems = check_query(rule["query"], call.query)
                 if "body" in rule and call.body is not None:
-                    problems += check_body(rule["body"], call.body)
+                    problems += [problem.text for problem in body_problems(key, call.body)]
                 if problems:
                     raise bad_request("; ".join(problems), details={"problems": problems})
                 with state.lock:
@@ -98,9 +99,11 @@ def operation(
 
 
 def _check_auth(state: SimulatorState, header: str | None) -> None:
+    """The service takes the bare key; a prefix is refused unless the simulator was told to accept one."""
     value = (header or "").strip()
-    if value.lower().startswith("bearer "):
-        value = value[7:].strip()
+    prefix = state.accept_auth_prefix
+    if prefix and value.lower().startswith(prefix.lower() + " "):
+        value = value[len(prefix) + 1 :].strip()
     if not value:
         raise SimulatorError(403, "missing API key: send it in the Authorization header", code="forbidden")
     if value != state.api_key:
@@ -116,9 +119,13 @@ async def _read_body(request: Request, rule: Mapping[str, Any]) -> Any:
             raise bad_request("request body is required (a JSON object)")
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError as error:
         raise bad_request(f"request body is not valid JSON: {error}") from None
+    if value is None:
+        # A literal null is a malformed body, not a missing one: the handlers index into the body.
+        raise bad_request("request body is null: send a JSON object")
+    return value
 
 
 def _redacted(body: Any) -> Any:

@@ -1,6 +1,6 @@
 """Expiring signed download URLs, served by the simulator itself.
 
-The real API hands out "time-bound" signed URLs that need no ``Authorization`` header (FACTS §6.3),
+The real API hands out "time-bound" signed URLs that need no ``Authorization`` header (its downloads),
 like S3 pre-signed URLs. The simulator mints its own: ``/files/{artifact_id}/{filename}?expires=
 <unix seconds>&signature=<HMAC-SHA256 hex>`` and serves them with HTTP range support, answering
 failures with S3-style XML bodies so clients meet what a cloud bucket would send.

@@ -315,12 +315,16 @@ class SimulatorState:
         package_size_bytes: int = DEFAULT_PACKAGE_SIZE_BYTES,
         signed_url_ttl_seconds: int = DEFAULT_SIGNED_URL_TTL_SECONDS,
         public_base_url: str | None = None,
+        accept_auth_prefix: str | None = None,
     ) -> None:
         if speed < 0:
             raise ValueError("speed is seconds per status step and cannot be negative")
         if steps_per_poll is not None and steps_per_poll < 1:
             raise ValueError("steps_per_poll must be 1 or more")
         self.api_key = api_key
+        # Like the service, the exact key and nothing else by default; a deployment that wants
+        # "Authorization: Bearer <key>" opts in, and then both forms are taken.
+        self.accept_auth_prefix = accept_auth_prefix.strip() if accept_auth_prefix else None
         self.speed = float(speed)
         self.steps_per_poll = steps_per_poll
         self.seed = seed

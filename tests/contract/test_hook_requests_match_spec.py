@@ -1,71 +1,48 @@
 """Contract: every request ``PixxelHook`` sends is valid for its operation in ``openapi.json``.
 
-The spec is the shared copy beside the checkout (``../shared/pixxel-api``); without it these tests
-skip. One spec quirk is relaxed before validating, as FACTS.md §2 explains: raw-JSON dexter fields
-(``input``, ``inputs``, ``spec``...) are typed ``array<integer>`` (Go ``json.RawMessage`` rendered by
-swaggo) while the API takes JSON arrays of objects, so they accept any JSON here.
+The spec is the one vendored in the package (``airflow_provider_pixxel/spec``), so these tests run in
+any clone. Requests are validated with openapi-core against the corrected contract: the overlay's
+corrections (raw-JSON dexter fields typed ``array<integer>``, the either-or catalog/order-item lists...)
+are the only differences from the file as published, each with its reason in ``spec/overlay.py``.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests_mock as requests_mock_module
 
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+from airflow_provider_pixxel.spec import SPEC_PATH, contract, official_spec
+from airflow_provider_pixxel.spec.operations import HOOK_METHODS
 
 from ..hooks.operation_cases import OPERATION_CASES, OperationCase
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "pixxel-api" / "openapi.json"
-OPERATIONS_PATH = SPEC_PATH.with_name("OPERATIONS.md")
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-RAW_JSON_FIELDS = {"spec", "inputs", "outputs", "input", "output", "result", "info_logs"}
-
-pytestmark = pytest.mark.skipif(
-    not SPEC_PATH.is_file(),
-    reason=f"the Pixxel OpenAPI spec is not at {SPEC_PATH} (it lives in ../shared beside the checkout)",
-)
 
 
-def load_spec() -> dict[str, Any]:
-    return json.loads(SPEC_PATH.read_text())
-
-
-def relax_raw_json_fields(spec: dict[str, Any]) -> dict[str, Any]:
-    relaxed = copy.deepcopy(spec)
-    for schema in relaxed["components"]["schemas"].values():
-        for name, prop in (schema.get("properties") or {}).items():
-            if (
-                name in RAW_JSON_FIELDS
-                and prop.get("type") == "array"
-                and prop.get("items", {}).get("type") == "integer"
-            ):
-                schema["properties"][name] = {"description": prop.get("description", "")}
-    return relaxed
+def test_the_vendored_spec_is_there() -> None:
+    """Missing, the contract would be missing from every install: fail, never skip."""
+    assert SPEC_PATH.is_file(), f"the Pixxel OpenAPI spec is not at {SPEC_PATH}"
 
 
 def spec_operations() -> set[tuple[str, str]]:
     return {
         (method.upper(), route)
-        for route, item in load_spec()["paths"].items()
+        for route, item in official_spec()["paths"].items()
         for method in item
         if method in HTTP_METHODS
     }
 
 
 def documented_method_names() -> dict[tuple[str, str], str]:
-    """(HTTP method, path) → hook method name, from the table in OPERATIONS.md."""
+    """(HTTP method, path) → hook method name, from the provider's table of operations."""
     names: dict[tuple[str, str], str] = {}
-    for line in OPERATIONS_PATH.read_text().splitlines():
-        match = re.match(r"\|[^|]*\|\s*`(\w+)`\s*\|\s*(\w+)\s*\|\s*`([^`]+)`\s*\|", line)
-        if match:
-            name, method, route = match.groups()
-            names[(method.upper(), route)] = name
+    for key, name in HOOK_METHODS.items():
+        method, route = key.split(" ", 1)
+        names[(method, route)] = name
     return names
 
 
@@ -73,7 +50,7 @@ def documented_method_names() -> dict[tuple[str, str], str]:
 def openapi() -> Any:
     from openapi_core import OpenAPI
 
-    return OpenAPI.from_dict(relax_raw_json_fields(load_spec()))
+    return OpenAPI.from_dict(copy.deepcopy(dict(contract())))
 
 
 def test_the_spec_has_55_operations() -> None:

@@ -29,7 +29,7 @@ from airflow_provider_pixxel.hooks import pixxel as pixxel_module
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook, visualization_date
 
 from .conftest import API_KEY, BASE_URL, MAX_RETRIES
-from .operation_cases import CASES_BY_NAME, OPERATION_CASES, PNG_BYTES, OperationCase
+from .operation_cases import CASES_BY_NAME, OPERATION_CASES, ORDER_ITEM, PNG_BYTES, OperationCase
 
 ANY_URL = requests_mock_module.ANY
 
@@ -241,7 +241,7 @@ def test_insight_estimate_and_dry_run_order_are_not_creates(hook: PixxelHook, re
     requests_mock.post(
         ANY_URL, [{"status_code": 503, "json": {}}, {"status_code": 200, "json": {"total": 9}}]
     )
-    assert hook.create_order(order_items=[{"project_id": "p"}], dry_run=True) == {"total": 9}
+    assert hook.create_order(order_items=[ORDER_ITEM], dry_run=True) == {"total": 9}
     assert requests_mock.last_request.json()["dry_run"] is True
 
 
@@ -509,7 +509,7 @@ def test_a_create_still_throttled_after_all_retries_raises_the_429(
 ) -> None:
     requests_mock.post(ANY_URL, status_code=429, json={"error": {"message": "slow down"}})
     with pytest.raises(PixxelApiError, match="HTTP 429"):
-        hook.create_order(order_items=[{"project_id": "p"}])
+        hook.create_order(order_items=[ORDER_ITEM])
     assert requests_mock.call_count == MAX_RETRIES + 1
 
 
@@ -625,7 +625,7 @@ def test_the_key_never_leaks(
     errors: list[Exception] = []
     for failing in (
         lambda: hook.get_order("o-1"),
-        lambda: hook.create_order(order_items=[{"project_id": "p"}]),
+        lambda: hook.create_order(order_items=[ORDER_ITEM]),
         lambda: hook.get_order_item("oi-1"),
     ):
         with pytest.raises(Exception) as raised:  # noqa: PT011 - each failure's text is checked below

@@ -24,7 +24,7 @@ from airflow_provider_pixxel.hooks.retry import RetryPolicy
 from airflow_provider_pixxel.hooks.transport import ApiRequest
 
 from .conftest import API_KEY, MAX_RETRIES
-from .operation_cases import CASES_BY_NAME, OperationCase
+from .operation_cases import CASES_BY_NAME, ORDER_ITEM, OperationCase
 
 POLLING_NAMES = sorted(
     name
@@ -230,7 +230,12 @@ async def test_a_create_is_resent_when_the_connection_never_opened(
     make_hook: Callable[[Recorder], PixxelAsyncHook],
 ) -> None:
     recorder = Recorder(httpx.ConnectError("refused"), httpx.Response(201, json={"id": "order-1"}))
-    request = ApiRequest("POST", "/v0/orders", json={}, creates="an order (look for it with list_orders())")
+    request = ApiRequest(
+        "POST",
+        "/v0/orders",
+        json={"order_items": [ORDER_ITEM]},
+        creates="an order (look for it with list_orders())",
+    )
     assert await make_hook(recorder)._call(request) == {"id": "order-1"}
     assert len(recorder.requests) == 2
 

@@ -363,14 +363,23 @@ def test_auth(instant: tuple[SimulatorHandle, Client]) -> None:
     sim, _ = instant
     missing = requests.get(sim.url("/v0/projects"), timeout=10)
     wrong = requests.get(sim.url("/v0/projects"), headers={"Authorization": "nope"}, timeout=10)
-    bearer = requests.get(
-        sim.url("/v0/projects"), headers={"Authorization": f"Bearer {sim.api_key}"}, timeout=10
-    )
     assert missing.status_code == wrong.status_code == 403
     assert set(missing.json()["error"]) == {"code", "message", "details"}
     assert sim.api_key not in wrong.text
-    assert bearer.status_code == 200
     assert requests.get(sim.url("/ping"), timeout=10).status_code == 200
+    # Like the service, a prefixed key is refused by default (tests/simulator/test_strictness.py) ...
+    prefixed = requests.get(
+        sim.url("/v0/projects"), headers={"Authorization": f"Bearer {sim.api_key}"}, timeout=10
+    )
+    assert prefixed.status_code == 403
+    # ... and accepted by a simulator that opted in, as a deployment using a prefix would.
+    with run_simulator(speed=0, accept_auth_prefix="Bearer") as prefixed_sim:
+        bearer = requests.get(
+            prefixed_sim.url("/v0/projects"),
+            headers={"Authorization": f"Bearer {prefixed_sim.api_key}"},
+            timeout=10,
+        )
+    assert bearer.status_code == 200
 
 
 def test_bad_requests_get_the_envelope_never_422(instant: tuple[SimulatorHandle, Client]) -> None:

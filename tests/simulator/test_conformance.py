@@ -1,12 +1,12 @@
-"""Every response the simulator gives validates against the Pixxel OpenAPI spec.
+"""Every response the simulator gives validates against the Pixxel OpenAPI contract.
 
 One scripted session over real HTTP walks all 55 operations (happy path) plus the error answers the
 simulator produces, and checks each response with ``openapi-core``.
 
-Strategy for the spec's raw-JSON fields (FACTS.md §2): ``spec``, ``inputs``, ``outputs``, ``input``,
-``output``, ``result`` and ``info_logs`` are typed ``array<integer>`` (a swaggo rendering of Go's
-``json.RawMessage``) but really carry arrays of objects, so before validating, those properties (and
-only those, where typed ``array<integer>``) are relaxed to "any JSON". Everything else is checked as
+The contract is the vendored spec with the overlay's corrections (``airflow_provider_pixxel/spec``):
+the raw-JSON dexter fields (``spec``, ``inputs``, ``outputs``, ``input``, ``output``, ``result``,
+``info_logs``, typed ``array<integer>`` by the spec generator) accept any JSON, and a task's
+``delivery_status`` takes the values of both enums the spec gives it. Everything else is checked as
 the spec declares it. Error statuses an operation does not declare (the API answers 403 for a bad key
 and 404 for unknown ids everywhere) are checked against ``common.ErrorResponse`` instead and must be
 403 or 404.
@@ -15,7 +15,7 @@ and 404 for unknown ids everywhere) are checked against ``common.ErrorResponse``
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,34 +26,28 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 from airflow_provider_pixxel.simulator import ManualClock, SimulatorHandle, run_simulator
-from airflow_provider_pixxel.simulator.request_rules import _is_raw_json
 from airflow_provider_pixxel.simulator.seed import TD2_ID
+from airflow_provider_pixxel.spec import contract
 
 START = 1_780_000_000.0
 UNDECLARED_ALLOWED = {403, 404}
-# The spec declares this operation's error bodies as ``image/png`` with the JSON error schema (FACTS.md
-# §3); the simulator sends them as ``application/json``, so only their JSON shape is checked.
+# The spec declares this operation's error bodies as ``image/png`` with the JSON error schema (the
+# service answers errors as JSON everywhere); the simulator sends them as ``application/json``, so
+# only their JSON shape is checked.
 JSON_ERRORS_DECLARED_AS_PNG = {"POST /v0/aois/{aoi_id}/visualizations/{visualization_id}/png"}
 
 
-def _relaxed(spec: dict[str, Any]) -> dict[str, Any]:
-    relaxed = copy.deepcopy(spec)
-    relaxed["servers"] = [{"url": "/"}]
-    # clerk.Task.delivery_status declares an enum AND references clerk.DeliveryStatus; the two share
-    # only FAILED, so the field's own enum (the docs' SUCCESSFUL/PENDING) is what is checked.
-    relaxed["components"]["schemas"]["clerk.Task"]["properties"]["delivery_status"].pop("allOf")
-    for schema in relaxed["components"]["schemas"].values():
-        for name, sub in list(schema.get("properties", {}).items()):
-            if _is_raw_json(name, sub):
-                schema["properties"][name] = {}
-    return relaxed
+def _served_locally(spec: Any) -> dict[str, Any]:
+    local: dict[str, Any] = copy.deepcopy(dict(spec))
+    local["servers"] = [{"url": "/"}]
+    return local
 
 
 class Walker:
     """Sends requests and validates every response; remembers which operations it covered."""
 
-    def __init__(self, spec: dict[str, Any], sim: SimulatorHandle) -> None:
-        self.api = OpenAPI.from_dict(_relaxed(spec))
+    def __init__(self, spec: Mapping[str, Any], sim: SimulatorHandle) -> None:
+        self.api = OpenAPI.from_dict(_served_locally(spec))
         self.error_schema = {
             **spec["components"]["schemas"]["common.ErrorResponse"],
             "definitions": {},
@@ -120,11 +114,11 @@ class Walker:
 
 
 @pytest.fixture(scope="module")
-def walked(openapi_spec: dict[str, Any]) -> Iterator[Walker]:
+def walked() -> Iterator[Walker]:
     with run_simulator(
         api_key="conformance-key", clock=ManualClock(START), package_size_bytes=64 * 1024
     ) as sim:
-        walker = Walker(openapi_spec, sim)
+        walker = Walker(contract(), sim)
         _walk(walker, sim)
         yield walker
 

@@ -181,7 +181,7 @@ def test_package_at_natural_size_is_a_valid_pixxel_delivery() -> None:
         f"{product}.geojson",
         f"{product}_metadata.json",
     ]
-    # XXnn_imageID_YYYYMMDD_LnX_YYYYMMDD_aaabbccc (FACTS §7)
+    # Pixxel's file naming: XXnn_imageID_YYYYMMDD_LnX_YYYYMMDD_aaabbccc
     satellite, image_id, acquired, level, created, code = product.split("_")
     assert (len(satellite), len(image_id), len(acquired), level, len(created), len(code)) == (
         4,

@@ -1,15 +1,15 @@
-"""The request rules shipped with the simulator match the OpenAPI spec, and read well."""
+"""The request rules derived from the contract cover every operation, and read well."""
 
 from __future__ import annotations
 
-from typing import Any
+from airflow_provider_pixxel.spec import contract
+from airflow_provider_pixxel.spec.rules import build_rules, check_body, check_query, rules
 
-from airflow_provider_pixxel.simulator._request_rules_data import RULES
-from airflow_provider_pixxel.simulator.request_rules import build_rules, check_body, check_query
+RULES = rules()
 
 
-def test_generated_rules_match_the_spec(openapi_spec: dict[str, Any]) -> None:
-    assert build_rules(openapi_spec) == RULES
+def test_rules_are_derived_from_the_contract() -> None:
+    assert build_rules(contract()) == RULES
     assert len(RULES) == 55
 
 
