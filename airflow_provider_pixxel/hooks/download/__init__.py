@@ -16,7 +16,9 @@ What it guarantees, and why:
 * **Secrets.** Signed URLs are fetched without the Pixxel ``Authorization`` header, their query strings
   are passed to ``mask_secret`` and never written to a log line or an exception.
 * **Safe extraction.** Zip packages are checked member by member (no absolute paths, no ``..``, no
-  links or devices, bounded size and count) before anything is written, then moved into place at once.
+  links or devices, no path that is both a file and a folder, bounded size, count and compression
+  ratio) before anything is written, then moved into place at once. A package that fails to extract
+  has its ``.part`` discarded, so a re-run fetches it afresh instead of failing the same way.
 
 Bytes are stored exactly as served: a ``Content-Encoding`` is not undone, so that ``Content-Length``,
 ``Range`` offsets and the digest all refer to the same bytes.
@@ -41,6 +43,7 @@ from airflow_provider_pixxel.hooks.download._common import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_EXTRACT_BYTES,
     DEFAULT_MAX_EXTRACT_MEMBERS,
+    DEFAULT_MAX_EXTRACT_RATIO,
     DEFAULT_MAX_RESUMES,
     DEFAULT_MAX_URL_REFRESHES,
     DEFAULT_TIMEOUT,
@@ -81,6 +84,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_EXTRACT_BYTES",
     "DEFAULT_MAX_EXTRACT_MEMBERS",
+    "DEFAULT_MAX_EXTRACT_RATIO",
     "DEFAULT_MAX_RESUMES",
     "DEFAULT_MAX_URL_REFRESHES",
     "DEFAULT_TIMEOUT",
@@ -108,6 +112,7 @@ def _check_arguments(
     max_resumes: int,
     max_extract_bytes: int,
     max_extract_members: int,
+    max_extract_ratio: int,
     timeout: tuple[float, ...],
 ) -> None:
     problems = []
@@ -117,8 +122,8 @@ def _check_arguments(
         problems.append(f"expected_size must be 0 or more, got {expected_size}")
     if max_url_refreshes < 0 or max_resumes < 0:
         problems.append("max_url_refreshes and max_resumes must be 0 or more")
-    if max_extract_bytes <= 0 or max_extract_members <= 0:
-        problems.append("max_extract_bytes and max_extract_members must be positive")
+    if max_extract_bytes <= 0 or max_extract_members <= 0 or max_extract_ratio <= 0:
+        problems.append("max_extract_bytes, max_extract_members and max_extract_ratio must be positive")
     if len(timeout) != 2 or min(timeout) <= 0:
         problems.append(f"timeout must be a (connect, read) pair of positive seconds, got {timeout!r}")
     if problems:
@@ -140,6 +145,7 @@ def download(
     max_url_refreshes: int = DEFAULT_MAX_URL_REFRESHES,
     max_extract_bytes: int = DEFAULT_MAX_EXTRACT_BYTES,
     max_extract_members: int = DEFAULT_MAX_EXTRACT_MEMBERS,
+    max_extract_ratio: int = DEFAULT_MAX_EXTRACT_RATIO,
     max_resumes: int = DEFAULT_MAX_RESUMES,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> DownloadResult:
@@ -165,6 +171,8 @@ def download(
     :param log: where progress goes (default this module's logger): every 10 %, with MB/s and ETA.
     :param max_extract_bytes: most bytes a package may unpack to.
     :param max_extract_members: most members a package may hold.
+    :param max_extract_ratio: most times its compressed size a package member, or the whole package,
+        may unpack to (a zip bomb guard; members and packages under 1 MiB unpacked are exempt).
     :param timeout: (connect, read) seconds, or one number for both; a read that stalls longer is
         an interruption, and is resumed.
     :return: path, size and SHA-256 of the download, plus the extracted files of a package.
@@ -182,6 +190,7 @@ def download(
         max_resumes=max_resumes,
         max_extract_bytes=max_extract_bytes,
         max_extract_members=max_extract_members,
+        max_extract_ratio=max_extract_ratio,
         timeout=timeouts,
     )
     target = _as_target(destination)
@@ -240,6 +249,7 @@ def download(
             extract=extract,
             max_bytes=max_extract_bytes,
             max_members=max_extract_members,
+            max_ratio=max_extract_ratio,
             chunk_size=chunk_size,
         )
     elapsed = max(time.monotonic() - started, 1e-6)

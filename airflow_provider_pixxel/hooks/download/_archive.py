@@ -15,9 +15,11 @@ from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.hooks.download._common import (
     DEFAULT_MAX_EXTRACT_BYTES,
     DEFAULT_MAX_EXTRACT_MEMBERS,
+    DEFAULT_MAX_EXTRACT_RATIO,
+    EXTRACT_RATIO_GRACE_BYTES,
     MANIFEST_NAME,
-    PixxelDownloadError,
     PixxelUnsafeArchiveError,
+    require_free_space,
 )
 
 
@@ -53,9 +55,13 @@ def _check_member_type(info: zipfile.ZipInfo) -> None:
 
 
 def _plan_extraction(
-    archive: zipfile.ZipFile, *, max_bytes: int, max_members: int
+    archive: zipfile.ZipFile, *, max_bytes: int, max_members: int, max_ratio: int, archive_size: int
 ) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    """Check every member before anything is written; a hostile archive is refused as a whole."""
+    """Check every member before anything is written; a hostile archive is refused as a whole.
+
+    The sizes checked are the declared ones: ``zipfile`` never inflates a member past its declared
+    ``file_size`` (it raises instead), so they bound what extraction can write.
+    """
     infos = archive.infolist()
     if len(infos) > max_members:
         raise PixxelUnsafeArchiveError(
@@ -63,7 +69,10 @@ def _plan_extraction(
             "(raise max_extract_members if the package is genuine)"
         )
     plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-    seen: dict[str, str] = {}
+    # Case-folded paths, as a case-insensitive filesystem sees them: each file member, and each folder
+    # (listed, or implied by a member below it), with the member that makes it one.
+    files: dict[str, str] = {}
+    folders: dict[str, str] = {}
     declared = 0
     for info in infos:
         relative = _member_path(info.filename)
@@ -72,20 +81,58 @@ def _plan_extraction(
             raise PixxelUnsafeArchiveError(
                 f"Refusing zip member {info.filename!r}: {MANIFEST_NAME} is reserved"
             )
-        key = relative.as_posix().casefold()
-        if key in seen and not info.is_dir():
-            raise PixxelUnsafeArchiveError(
-                f"Refusing zip member {info.filename!r}: it would overwrite {seen[key]!r}"
-            )
-        seen[key] = info.filename
+        _check_no_clash(info, relative, files, folders)
         declared += info.file_size
         if declared > max_bytes:
             raise PixxelUnsafeArchiveError(
                 f"Refusing zip: its members unpack to more than the limit of {max_bytes} bytes "
                 "(raise max_extract_bytes if the package is genuine)"
             )
+        _check_ratio(f"zip member {info.filename!r}", info.file_size, info.compress_size, max_ratio)
         plan.append((info, relative))
+    # Against the archive's real size, not the sum of the members' compressed sizes: members whose
+    # compressed data overlap would otherwise count the same bytes many times.
+    _check_ratio("zip", declared, archive_size, max_ratio)
     return plan
+
+
+def _check_no_clash(
+    info: zipfile.ZipInfo, relative: PurePosixPath, files: dict[str, str], folders: dict[str, str]
+) -> None:
+    """Refuse two members for one path, or a path that would have to be both a file and a folder."""
+    key = relative.as_posix().casefold()
+    if not info.is_dir():
+        if key in files:
+            raise PixxelUnsafeArchiveError(
+                f"Refusing zip member {info.filename!r}: it would overwrite {files[key]!r}"
+            )
+        if key in folders:
+            raise PixxelUnsafeArchiveError(
+                f"Refusing zip member {info.filename!r}: it is a file, but {folders[key]!r} needs a "
+                "folder of that name"
+            )
+        files[key] = info.filename
+    own_folders = [*relative.parents][:-1]  # without the "." every relative path ends in
+    if info.is_dir():
+        own_folders.append(relative)
+    for folder in own_folders:
+        folder_key = folder.as_posix().casefold()
+        if folder_key in files:
+            raise PixxelUnsafeArchiveError(
+                f"Refusing zip member {info.filename!r}: it needs a folder {folder.as_posix()!r}, but "
+                f"{files[folder_key]!r} is a file of that name"
+            )
+        folders.setdefault(folder_key, info.filename)
+
+
+def _check_ratio(what: str, unpacked: int, packed: int, max_ratio: int) -> None:
+    """Refuse a zip bomb: more than ``max_ratio`` times as many bytes out as in (past a small grace)."""
+    if unpacked > EXTRACT_RATIO_GRACE_BYTES and unpacked > max_ratio * packed:
+        ratio = unpacked / max(packed, 1)
+        raise PixxelUnsafeArchiveError(
+            f"Refusing {what}: it unpacks {packed} bytes to {unpacked} ({ratio:.0f}:1), more than the "
+            f"limit of {max_ratio}:1 (raise max_extract_ratio if the package is genuine)"
+        )
 
 
 def safe_extract_zip(
@@ -94,18 +141,21 @@ def safe_extract_zip(
     *,
     max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES,
     max_members: int = DEFAULT_MAX_EXTRACT_MEMBERS,
+    max_ratio: int = DEFAULT_MAX_EXTRACT_RATIO,
     chunk_size: int = 1024 * 1024,
 ) -> list[dict[str, Any]]:
     """Extract ``zip_path`` into ``target_dir`` and list what was written (path, size, sha256).
 
     Every member is checked before the first byte is written: absolute paths, ``..``, links, devices,
-    encrypted members, duplicate names, more than ``max_members`` members or more than ``max_bytes``
-    declared bytes make the whole archive refused with :class:`PixxelUnsafeArchiveError`. The bytes
+    encrypted members, duplicate names, a path that is both a file and a folder, more than
+    ``max_members`` members, more than ``max_bytes`` declared bytes, or a member (or the whole archive)
+    unpacking to more than ``max_ratio`` times its compressed size make the whole archive refused with
+    :class:`PixxelUnsafeArchiveError`. The bytes
     actually inflated are counted too, and an archive that fails part-way (a CRC error, a member
     larger than declared) has everything it wrote removed again.
     """
-    if max_bytes <= 0 or max_members <= 0:
-        raise PixxelConfigError("max_bytes and max_members must be positive")
+    if max_bytes <= 0 or max_members <= 0 or max_ratio <= 0:
+        raise PixxelConfigError("max_bytes, max_members and max_ratio must be positive")
     target = Path(target_dir)
     try:
         archive = zipfile.ZipFile(zip_path)
@@ -114,15 +164,16 @@ def safe_extract_zip(
             f"{Path(zip_path).name} is not a readable zip archive: {error}"
         ) from None
     with archive:
-        plan = _plan_extraction(archive, max_bytes=max_bytes, max_members=max_members)
+        plan = _plan_extraction(
+            archive,
+            max_bytes=max_bytes,
+            max_members=max_members,
+            max_ratio=max_ratio,
+            archive_size=os.path.getsize(zip_path),
+        )
         existing = next(path for path in (target, *target.parents) if path.exists())
-        free = shutil.disk_usage(existing).free
         declared = sum(info.file_size for info, _ in plan)
-        if declared > free:
-            raise PixxelDownloadError(
-                f"Not enough disk space to extract {Path(zip_path).name}: needs {declared} bytes, "
-                f"{free} free under {target}"
-            )
+        require_free_space(existing, declared, f"to extract {Path(zip_path).name}")
         created_root = not target.exists()
         target.mkdir(parents=True, exist_ok=True)
         target = target.resolve()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import requests
@@ -22,6 +24,13 @@ DEFAULT_MAX_URL_REFRESHES = 3
 DEFAULT_MAX_RESUMES = 20
 DEFAULT_MAX_EXTRACT_BYTES = 50 * 1024**3
 DEFAULT_MAX_EXTRACT_MEMBERS = 10_000
+# A package whose members unpack to more than this many times their compressed size (each member, and
+# all of them together) is refused as a zip bomb: DEFLATE reaches about 1032:1 at most, and bombs sit
+# near that. The limit is a parameter of download() and safe_extract_zip() for packages that need more.
+DEFAULT_MAX_EXTRACT_RATIO = 200
+# Below this many unpacked bytes a member (or a package) is never refused for its ratio: a few KiB of
+# repetitive metadata can exceed 200:1 and can do no harm.
+EXTRACT_RATIO_GRACE_BYTES = 1024 * 1024
 
 PART_SUFFIX = ".part"
 PART_STATE_SUFFIX = ".part.json"
@@ -65,6 +74,16 @@ class PixxelDownloadError(PixxelError):
 
 class PixxelUnsafeArchiveError(PixxelDownloadError):
     """A package was refused before extraction: a member would escape, link, or exceed the limits."""
+
+
+def require_free_space(folder: Path, needed: int, what: str, *, then: str = "") -> None:
+    """Refuse, with :class:`PixxelDownloadError`, to write ``needed`` bytes where fewer are free."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise PixxelDownloadError(
+            f"Not enough disk space {what}: needs {needed} bytes, {free} free under {folder}. "
+            f"Free some space or choose another destination. {then}".rstrip()
+        )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
 from airflow_provider_pixxel.hooks.download._archive import safe_extract_zip
 from airflow_provider_pixxel.hooks.download._common import (
     DIGEST_SUFFIX,
@@ -25,7 +25,6 @@ from airflow_provider_pixxel.hooks.download._common import (
     PART_SUFFIX,
     DownloadResult,
     PixxelDownloadError,
-    PixxelUnsafeArchiveError,
     _Logger,
 )
 from airflow_provider_pixxel.hooks.download._destinations import Target, _describe, _is_local, _sibling
@@ -226,6 +225,7 @@ def _install_package(
     *,
     max_bytes: int,
     max_members: int,
+    max_ratio: int,
     chunk_size: int,
 ) -> list[dict[str, Any]]:
     if _is_local(target):
@@ -235,8 +235,25 @@ def _install_package(
         staging = Path(tempfile.mkdtemp(prefix="pixxel-extract-"))
     try:
         files = safe_extract_zip(
-            part.path, staging, max_bytes=max_bytes, max_members=max_members, chunk_size=chunk_size
+            part.path,
+            staging,
+            max_bytes=max_bytes,
+            max_members=max_members,
+            max_ratio=max_ratio,
+            chunk_size=chunk_size,
         )
+    except Exception as error:
+        # A package that failed to extract fails the same way from the same bytes: keeping its .part
+        # would only make every re-run resume to the same failure. The next run fetches it afresh.
+        shutil.rmtree(staging, ignore_errors=True)
+        part.discard()
+        if isinstance(error, PixxelError):
+            raise
+        raise PixxelDownloadError(
+            f"Extracting {target.name} failed ({type(error).__name__}: {error}); nothing was kept, "
+            "a re-run downloads the package again"
+        ) from error
+    try:
         manifest = json.dumps({"archive": {"sha256": digest, "size": size}, "files": files}, indent=1)
         if _is_local(target):
             (staging / MANIFEST_NAME).write_text(manifest)
@@ -246,10 +263,6 @@ def _install_package(
                 _copy_file_to(staging.joinpath(*entry["path"].split("/")), target / entry["path"], chunk_size)
             # Written last: a package without its manifest is never taken as complete.
             _write_small(target / MANIFEST_NAME, manifest.encode())
-    except PixxelUnsafeArchiveError:
-        shutil.rmtree(staging, ignore_errors=True)
-        part.discard()
-        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -268,11 +281,19 @@ def _put_in_place(
     extract: bool,
     max_bytes: int,
     max_members: int,
+    max_ratio: int,
     chunk_size: int,
 ) -> list[dict[str, Any]]:
     if extract:
         return _install_package(
-            part, target, digest, size, max_bytes=max_bytes, max_members=max_members, chunk_size=chunk_size
+            part,
+            target,
+            digest,
+            size,
+            max_bytes=max_bytes,
+            max_members=max_members,
+            max_ratio=max_ratio,
+            chunk_size=chunk_size,
         )
     _install_file(part, target, digest, chunk_size)
     return []

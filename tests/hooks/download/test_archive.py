@@ -15,7 +15,7 @@ from airflow_provider_pixxel.hooks.download import (
     download,
     safe_extract_zip,
 )
-from airflow_provider_pixxel.simulator.files import single_file
+from airflow_provider_pixxel.simulator.files import Artifact, single_file
 from tests.hooks.download.support import (
     _FileServer,
     _listing,
@@ -194,4 +194,89 @@ def test_zip_bomb_over_http_is_refused_leaving_nothing(files: _FileServer, tmp_p
     with pytest.raises(PixxelUnsafeArchiveError, match="more than the limit"):
         download(files.url_provider(artifact), tmp_path / "pkg", extract=True, max_extract_bytes=10_000_000)
 
+    assert _listing(tmp_path) == []
+
+
+def _publish_zip(files: _FileServer, name: str, content: bytes) -> Artifact:
+    return files.publish(
+        single_file(name, filename=f"{name}.zip", media_type="application/zip", content=content)
+    )
+
+
+ONE_MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        # 30 MB of zeros deflate to about 30 KB (about 1000:1), far under the default 50 GiB size limit.
+        pytest.param(
+            [("zeros.bin", bytes(30_000_000))],
+            r"zip member 'zeros.bin'.*more than the limit of 200:1",
+            id="one-member",
+        ),
+        # Each member is exactly the 1 MiB grace, so only the package as a whole is over 200:1.
+        pytest.param(
+            [(f"part-{index}.bin", bytes(ONE_MIB)) for index in range(40)],
+            r"Refusing zip: it unpacks .* more than the limit of 200:1",
+            id="all-members-together",
+        ),
+    ],
+)
+def test_compression_bomb_under_the_size_limit_is_refused_by_its_ratio(
+    files: _FileServer, tmp_path: Path, members: list[tuple[str, bytes]], reason: str
+) -> None:
+    artifact = _publish_zip(
+        files, f"ratio-bomb-{len(members)}", _zip_bytes(members, compression=zipfile.ZIP_DEFLATED)
+    )
+
+    with pytest.raises(PixxelUnsafeArchiveError, match=reason):
+        download(files.url_provider(artifact), tmp_path / "pkg", extract=True)
+
+    assert _listing(tmp_path) == []
+
+
+def test_the_ratio_limit_is_configurable_and_small_members_are_exempt(
+    files: _FileServer, tmp_path: Path
+) -> None:
+    small = bytes(64 * 1024)  # about 1000:1, but under the 1 MiB grace
+    bomb = _zip_bytes(
+        [("zeros.bin", bytes(30_000_000)), ("small.bin", small)], compression=zipfile.ZIP_DEFLATED
+    )
+    artifact = _publish_zip(files, "ratio-allowed", bomb)
+
+    result = download(files.url_provider(artifact), tmp_path / "pkg", extract=True, max_extract_ratio=5_000)
+
+    assert sorted(entry["path"] for entry in result.files) == ["small.bin", "zeros.bin"]
+    assert (tmp_path / "pkg" / "small.bin").read_bytes() == small
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        pytest.param([("a", b"file"), ("a/b.txt", b"inside")], "needs a folder 'a'", id="file-then-folder"),
+        pytest.param(
+            [("a/b.txt", b"inside"), ("a", b"file")], "needs a folder of that name", id="folder-then-file"
+        ),
+        pytest.param(
+            [("a/", b""), ("A", b"file")], "needs a folder of that name", id="listed-folder-then-file"
+        ),
+        pytest.param([("a", b"file"), ("a/", b"")], "needs a folder 'a'", id="file-then-listed-folder"),
+        pytest.param(
+            [("x/a", b"file"), ("X/A/b.txt", b"inside")], "needs a folder 'X/A'", id="deeper-case-folded"
+        ),
+    ],
+)
+def test_a_path_that_is_both_file_and_folder_is_refused_and_nothing_kept(
+    files: _FileServer,
+    tmp_path: Path,
+    members: list[tuple[zipfile.ZipInfo | str, bytes]],
+    reason: str,
+) -> None:
+    artifact = _publish_zip(files, "clash", _zip_bytes(members))
+
+    with pytest.raises(PixxelUnsafeArchiveError, match=reason):
+        download(files.url_provider(artifact), tmp_path / "pkg", extract=True)
+
+    # No .part either: a re-run downloads afresh instead of failing on the same bytes again.
     assert _listing(tmp_path) == []

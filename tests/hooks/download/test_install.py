@@ -22,13 +22,16 @@ from airflow_provider_pixxel.hooks.download import (
     download,
     write_bytes_atomically,
 )
+from airflow_provider_pixxel.simulator.files import single_file
 from tests.hooks.download.support import (
     _FileServer,
+    _listing,
     _members,
     _never_called,
     _package,
     _random_file,
     _sha,
+    _zip_bytes,
 )
 
 
@@ -208,3 +211,22 @@ def test_package_to_object_storage(files: _FileServer, memory_store: MemoryFileS
         [f"/bucket/pkg/{MANIFEST_NAME}", *(f"/bucket/pkg/{entry['path']}" for entry in result.files)]
     )
     assert download(_never_called, destination, extract=True).skipped
+
+
+def test_a_package_that_fails_to_extract_is_discarded_with_a_typed_error(
+    files: _FileServer, tmp_path: Path
+) -> None:
+    # A member name longer than the filesystem allows: the archive is safe, but the write fails
+    # (ENAMETOOLONG), every time, from these bytes.
+    package = _zip_bytes([("ok.txt", b"fine"), ("n" * 300, b"too long a name")])
+    artifact = files.publish(
+        single_file("long-name", filename="long-name.zip", media_type="application/zip", content=package)
+    )
+
+    with pytest.raises(
+        PixxelDownloadError, match=r"Extracting pkg failed .*a re-run downloads the package again"
+    ):
+        download(files.url_provider(artifact), tmp_path / "pkg", extract=True)
+
+    # Neither the package folder nor the .part: a re-run fetches afresh instead of failing the same way.
+    assert _listing(tmp_path) == []
