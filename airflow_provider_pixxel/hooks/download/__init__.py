@@ -13,8 +13,18 @@ What it guarantees, and why:
   when the file host answers 401/403/410 or says the request has expired.
 * **Digests.** SHA-256 is computed while streaming (a resumed ``.part`` is hashed from disk first) and
   recorded in a sidecar manifest, so a re-run skips a file only when its content still matches.
-* **Secrets.** Signed URLs are fetched without the Pixxel ``Authorization`` header, their query strings
-  are passed to ``mask_secret`` and never written to a log line or an exception.
+* **Links held to https.** A signed link and every redirect it takes (followed by hand, at most
+  ``MAX_REDIRECTS``) must pass the provider's one URL rule (``hooks.transport.url_refusal``: https, plain
+  http only to loopback, no ``user:password@``) before anything is sent to it. The API documents no
+  checksum, so bytes fetched in clear text from a remote host could be substituted unnoticed.
+* **Secrets.** Signed URLs are fetched without the Pixxel ``Authorization`` header, without ``.netrc``
+  credentials or environment proxies (the environment is not trusted), their query strings (and those
+  of every redirect) are passed to ``mask_secret`` and never written to a log line or an exception;
+  error texts carry URLs without query or credentials.
+* **No spliced resumes.** A resumed answer whose ``ETag`` differs from the one the ``.part`` was started
+  with is refused: the ``.part`` is discarded and the file fetched again from zero.
+* **Space first.** The free space beside the ``.part`` is checked against ``Content-Length`` (less what a
+  resumed ``.part`` holds) before the first byte is written.
 * **Safe extraction.** Zip packages are checked member by member (no absolute paths, no ``..``, no
   links or devices, no path that is both a file and a folder, bounded size, count and compression
   ratio) before anything is written, then moved into place at once. A package that fails to extract
@@ -49,12 +59,14 @@ from airflow_provider_pixxel.hooks.download._common import (
     DEFAULT_TIMEOUT,
     DIGEST_SUFFIX,
     MANIFEST_NAME,
+    MAX_REDIRECTS,
     PART_STATE_SUFFIX,
     PART_SUFFIX,
     Destination,
     DownloadResult,
     PixxelDownloadError,
     PixxelUnsafeArchiveError,
+    PixxelUnsafeLinkError,
     _format_bytes,
     _Logger,
     module_log,
@@ -90,12 +102,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DIGEST_SUFFIX",
     "MANIFEST_NAME",
+    "MAX_REDIRECTS",
     "PART_STATE_SUFFIX",
     "PART_SUFFIX",
     "Destination",
     "DownloadResult",
     "PixxelDownloadError",
     "PixxelUnsafeArchiveError",
+    "PixxelUnsafeLinkError",
     "Target",
     "download",
     "resolve_destination",
@@ -156,8 +170,9 @@ def download(
         ``max_url_refreshes`` times.
     :param destination: a local path, or an ``ObjectStoragePath``/URL (``s3://...``, ``file://...``).
         Remote destinations are filled from a verified local copy in one transactional upload.
-    :param session: a ``requests.Session`` to reuse (for example the hook's); its ``Authorization``
-        is never sent to the file host. Default: a fresh plain session.
+    :param session: a ``requests.Session`` to reuse (for example the hook's): its adapters, ``verify``,
+        ``cert`` and explicit ``proxies`` apply, but never its ``Authorization``, and nothing from the
+        environment (``.netrc``, ``*_proxy``, CA bundle variables). Default: a fresh plain session.
     :param expected_size: the size the API announced, if any; a different size is refused.
     :param extract: treat the download as a zip package and extract it (safely) into ``destination``,
         which then is a directory.
@@ -179,6 +194,8 @@ def download(
     :raises PixxelDownloadError: the bytes could not be fetched or failed verification (nothing is left
         under the final name; a partial ``.part`` is kept only where a re-run can resume it).
     :raises PixxelUnsafeArchiveError: the package would escape its directory or exceed the limits.
+    :raises PixxelUnsafeLinkError: the link or a redirect is not https (plain http only to loopback),
+        carries credentials, or the redirects go on past ``MAX_REDIRECTS``; nothing was sent to it.
     :raises PixxelTransportError: the connection kept failing after all retries.
     """
     logger: _Logger = log or module_log

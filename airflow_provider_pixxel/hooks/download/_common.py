@@ -31,6 +31,8 @@ DEFAULT_MAX_EXTRACT_RATIO = 200
 # Below this many unpacked bytes a member (or a package) is never refused for its ratio: a few KiB of
 # repetitive metadata can exceed 200:1 and can do no harm.
 EXTRACT_RATIO_GRACE_BYTES = 1024 * 1024
+# Redirects a signed link may take to its bytes; each target is checked like the link itself.
+MAX_REDIRECTS = 5
 
 PART_SUFFIX = ".part"
 PART_STATE_SUFFIX = ".part.json"
@@ -74,6 +76,14 @@ class PixxelDownloadError(PixxelError):
 
 class PixxelUnsafeArchiveError(PixxelDownloadError):
     """A package was refused before extraction: a member would escape, link, or exceed the limits."""
+
+
+class PixxelUnsafeLinkError(PixxelDownloadError):
+    """A signed link, or a redirect it took, was refused before anything was sent to it.
+
+    Plain http to a host that is not loopback, credentials in the URL, a URL two parsers read
+    differently, or more than ``MAX_REDIRECTS`` redirects.
+    """
 
 
 def require_free_space(folder: Path, needed: int, what: str, *, then: str = "") -> None:

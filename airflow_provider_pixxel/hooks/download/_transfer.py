@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import mask_secret
@@ -15,13 +15,16 @@ from airflow_provider_pixxel.exceptions import PixxelError, PixxelTransportError
 from airflow_provider_pixxel.hooks.download._common import (
     _INTERRUPTIONS,
     _READ_ERRORS,
+    MAX_REDIRECTS,
     PixxelDownloadError,
+    PixxelUnsafeLinkError,
     _format_bytes,
     _Logger,
+    require_free_space,
 )
 from airflow_provider_pixxel.hooks.download._part import _PartFile, _Progress
 from airflow_provider_pixxel.hooks.retry import RETRYABLE_STATUS_CODES, RetryPolicy, parse_retry_after
-from airflow_provider_pixxel.hooks.transport import USER_AGENT, strip_query
+from airflow_provider_pixxel.hooks.transport import USER_AGENT, strip_query, url_refusal
 
 # The file host refusing a signed URL: a fresh URL may succeed where retrying the same one cannot.
 URL_REFUSED_STATUSES = frozenset({401, 403, 410})
@@ -61,14 +64,12 @@ class _StripAuthorization(requests.auth.AuthBase):
         return request
 
 
-class _SignedUrlSession(requests.Session):
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
-        # requests would re-add .netrc credentials on a redirect; a signed URL needs none.
-        prepared_request.headers.pop("Authorization", None)
-
-
 def _plain_session() -> requests.Session:
-    session = _SignedUrlSession()
+    session = requests.Session()
+    # No .netrc credentials, environment proxies or CA bundle: a signed URL needs none of them, and a
+    # proxy from the environment would see every signed URL. (Requests are sent without the
+    # environment whatever the session says, see _Transfer._send; this keeps the session honest too.)
+    session.trust_env = False
     # Retries, including of the body, are ours; urllib3's own would restart from byte zero.
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
     session.mount("https://", adapter)
@@ -85,6 +86,15 @@ def _mask_signed_url(url: str) -> None:
     for _, value in parse_qsl(query, keep_blank_values=False):
         if len(value) >= _SECRET_QUERY_VALUE_LENGTH:
             mask_secret(value)
+
+
+def _refuse_unsafe_link(url: str, what: str) -> None:
+    """Raise :class:`PixxelUnsafeLinkError` unless the provider's URL rule lets ``url`` be sent to."""
+    refusal = url_refusal(url, carrying="a signed download link")
+    if refusal is not None:
+        raise PixxelUnsafeLinkError(
+            f"{what} {strip_query(url)} is refused: {refusal}. Nothing was sent to it"
+        )
 
 
 def _leftover(part: _PartFile) -> str:
@@ -145,8 +155,7 @@ class _Transfer:
             raise PixxelDownloadError(f"No download URL was provided for {self.label}")
         url = url.strip()
         _mask_signed_url(url)
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise PixxelDownloadError(f"Download URL for {self.label} is not http(s): {strip_query(url)}")
+        _refuse_unsafe_link(url, f"Download URL for {self.label}")
         return url
 
     def run(self, part: _PartFile) -> None:
@@ -223,14 +232,7 @@ class _Transfer:
             if part.etag and not part.etag.startswith("W/"):
                 headers["If-Range"] = part.etag
         try:
-            response = self.session.get(
-                self.url,
-                headers=headers,
-                auth=_StripAuthorization(),
-                stream=True,
-                timeout=self.timeout,
-                allow_redirects=True,
-            )
+            response = self._open(headers)
         except requests.exceptions.SSLError:
             # A certificate problem does not heal by retrying.
             raise PixxelDownloadError(
@@ -249,6 +251,13 @@ class _Transfer:
                 self.log.warning(
                     "%s: the server sent no size, so completeness cannot be verified", self.label
                 )
+            if total is not None:
+                require_free_space(
+                    part.path.parent,
+                    total - part.offset,
+                    f"for {self.label}",
+                    then=_leftover(part),
+                )
             progress.begin(total, part.offset)
             try:
                 part.append(response.raw.stream(self.chunk_size, decode_content=False), progress)
@@ -261,6 +270,51 @@ class _Transfer:
             raise PixxelDownloadError(
                 f"GET {strip_query(self.url)} sent {part.offset} bytes, more than the {total} it announced"
             )
+
+    def _open(self, headers: dict[str, str]) -> requests.Response:
+        """GET the signed URL, following at most ``MAX_REDIRECTS`` redirects by hand.
+
+        Each target's query is masked before anything could log it and the target is checked by the
+        same rule as the link itself before anything is sent to it.
+        """
+        url = self.url
+        redirects = 0
+        while True:
+            response = self._send(url, headers)
+            location = self.session.get_redirect_target(response)
+            if location is None:
+                return response
+            response.close()
+            target = urljoin(url, location)
+            _mask_signed_url(target)
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                raise PixxelUnsafeLinkError(
+                    f"GET {strip_query(self.url)} was redirected more than {MAX_REDIRECTS} times (last to "
+                    f"{strip_query(target)}); refusing to follow further. Nothing was downloaded"
+                )
+            _refuse_unsafe_link(target, f"The redirect of {strip_query(url)} for {self.label} to")
+            url = target
+
+    def _send(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """One GET, with nothing from the environment and no ``Authorization``, whatever the session.
+
+        ``Session.get`` would merge ``.netrc`` credentials, ``*_proxy`` variables and CA bundle variables
+        into the request when the session trusts the environment, as a caller's session does; preparing
+        and sending the request ourselves, with the session's explicit settings, takes none of them.
+        """
+        prepared = self.session.prepare_request(
+            requests.Request("GET", url, headers=headers, auth=_StripAuthorization())
+        )
+        return self.session.send(
+            prepared,
+            stream=True,
+            timeout=self.timeout,
+            allow_redirects=False,
+            proxies=dict(self.session.proxies),
+            verify=self.session.verify,
+            cert=self.session.cert,
+        )
 
     def _accept(self, response: requests.Response, part: _PartFile) -> int | None:
         """Check the status and headers of an answer; returns the file's total size if known."""
@@ -287,6 +341,18 @@ class _Transfer:
             raise PixxelDownloadError(f"GET {url} failed with HTTP {status}")
         etag = response.headers.get("ETag")
         if status == 206:
+            if part.etag is not None and etag != part.etag:
+                # The server ignored If-Range (or we could not send it for a weak ETag): these bytes
+                # belong to another version of the file, and appending them would splice two files.
+                self.log.warning(
+                    "%s: the resumed answer is of another version of the file (ETag %s, the partial "
+                    "file has %s); discarding the partial file and restarting from zero",
+                    self.label,
+                    etag,
+                    part.etag,
+                )
+                part.reset()
+                raise _Interrupted("the file changed between resumes", network=False)
             start, total = _parse_content_range(response.headers.get("Content-Range"))
             changed = part.total is not None and total is not None and total != part.total
             if start != part.offset or changed:

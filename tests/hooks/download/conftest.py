@@ -19,6 +19,7 @@ from tests.hooks.download.support import (
     _FakeClock,
     _FileServer,
     _RequestRecorder,
+    _ScriptedServer,
 )
 
 
@@ -71,3 +72,19 @@ def memory_store(monkeypatch: pytest.MonkeyPatch) -> MemoryFileSystem:
         object_store._STORE_CACHE, "memory", object_store.ObjectStore("memory", None, fs=filesystem)
     )
     return filesystem
+
+
+@pytest.fixture
+def here() -> Iterator[_ScriptedServer]:
+    """A scripted server on 127.0.0.1."""
+    server = _ScriptedServer("127.0.0.1")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[_ScriptedServer]:
+    """A second scripted server on 127.0.0.2: another host, still loopback."""
+    server = _ScriptedServer("127.0.0.2")
+    yield server
+    server.close()

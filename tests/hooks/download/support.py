@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import random
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,3 +149,73 @@ def _members(artifact: Artifact) -> list[dict[str, Any]]:
             ),
             key=lambda entry: entry["path"],
         )
+
+
+# -- a scripted loopback server, for answers the simulator does not give --------------------------------
+
+
+@dataclass
+class _Answer:
+    """One scripted answer; ``cut_after`` closes the connection after that many body bytes."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    cut_after: int | None = None
+
+
+class _ScriptedServer:
+    """``http.server`` on a loopback address: answers each path from a list, records every request.
+
+    ``script[path]`` is a list of answers given in turn (the last one repeats); a path without a script
+    gets a 404. Requests are recorded (path, query, lower-cased headers) before they are answered.
+    """
+
+    def __init__(self, host: str) -> None:
+        self.script: dict[str, list[_Answer]] = {}
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                server.requests.append(
+                    {
+                        "path": parts.path,
+                        "query": parts.query,
+                        "target": self.path,
+                        "headers": {name.lower(): value for name, value in self.headers.items()},
+                    }
+                )
+                answers = server.script.get(parts.path) or [_Answer(404, body=b"not scripted")]
+                answer = answers.pop(0) if len(answers) > 1 else answers[0]
+                self.send_response(answer.status)
+                headers = {"Content-Length": str(len(answer.body)), **answer.headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if answer.cut_after is not None:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                self.wfile.write(answer.body[: answer.cut_after])
+                self.wfile.flush()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.httpd.daemon_threads = True
+        self.host = host
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name=f"scripted-{host}", daemon=True)
+        self.thread.start()
+
+    def url(self, path_and_query: str) -> str:
+        return f"http://{self.host}:{self.port}{path_and_query}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import random
+import shutil
+import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +17,9 @@ import requests
 
 from airflow_provider_pixxel.exceptions import PixxelTransportError
 from airflow_provider_pixxel.hooks.download import (
+    MAX_REDIRECTS,
     PixxelDownloadError,
+    PixxelUnsafeLinkError,
     _transfer,
     download,
 )
@@ -20,9 +28,11 @@ from airflow_provider_pixxel.simulator.faults import FaultRule
 from airflow_provider_pixxel.simulator.files import Artifact
 from tests.hooks.download.support import (
     NO_JITTER,
+    _Answer,
     _FileServer,
     _listing,
     _random_file,
+    _ScriptedServer,
     _sha,
     _Sleeps,
 )
@@ -313,3 +323,275 @@ def test_part_without_its_record_is_not_trusted(files: _FileServer, tmp_path: Pa
 
     assert result.sha256 == artifact.sha256()
     assert files.range_headers == [None]
+
+
+# -- hostile links, redirects and resumes (a scripted server on 127.0.0.1 and another on 127.0.0.2) ----
+
+SIGNATURE = "sig-0123456789abcdef0123456789abcdef"
+
+
+def _provider(url: str) -> Callable[[], str]:
+    handed_out: list[str] = []
+
+    def provide() -> str:
+        handed_out.append(url)
+        return url
+
+    return provide
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        pytest.param(
+            f"http://files.example.com/scene.tif?signature={SIGNATURE}",
+            "over plain http to files.example.com",
+            id="plain-http-remote",
+        ),
+        pytest.param(
+            f"https://user:hunter2@files.example.com/scene.tif?signature={SIGNATURE}",
+            "carries credentials",
+            id="credentials",
+        ),
+        pytest.param(f"ftp://files.example.com/scene.tif?signature={SIGNATURE}", "not an http", id="ftp"),
+        pytest.param(
+            f"https://files.example.com\\@127.0.0.1/scene.tif?signature={SIGNATURE}",
+            "backslash",
+            id="ambiguous-host",
+        ),
+    ],
+)
+def test_unsafe_link_is_refused_before_anything_is_sent(
+    tmp_path: Path, url: str, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections: list[Any] = []
+    monkeypatch.setattr(
+        socket, "create_connection", lambda *args, **kwargs: connections.append(args) or _refuse()
+    )
+    sleeps = _Sleeps()
+
+    with pytest.raises(PixxelUnsafeLinkError, match=reason) as refused:
+        download(_provider(url), tmp_path / "scene.tif", retry_policy=NO_JITTER, sleep=sleeps)
+
+    assert connections == []
+    assert sleeps == []
+    assert SIGNATURE not in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    assert _listing(tmp_path) == []
+
+
+def _refuse() -> Any:
+    raise ConnectionRefusedError("the test allows no connection")
+
+
+def test_redirects_are_followed_by_hand_each_masked_and_without_credentials(
+    here: _ScriptedServer,
+    elsewhere: _ScriptedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    masked: list[str] = []
+    monkeypatch.setattr(_transfer, "mask_secret", masked.append)
+    caplog.set_level(logging.DEBUG, logger="airflow_provider_pixxel")
+    content = random.Random(7).randbytes(50_000)
+    hop_token = "hop-token-fedcba9876543210fedcba98"
+    last_token = "last-token-00112233445566778899aabb"
+    here.script["/start"] = [_Answer(302, {"Location": elsewhere.url(f"/hop?token={hop_token}")})]
+    # A relative Location, resolved against the host that sent it.
+    elsewhere.script["/hop"] = [_Answer(307, {"Location": f"/file?token={last_token}"})]
+    elsewhere.script["/file"] = [_Answer(200, {"ETag": '"v1"'}, content)]
+    session = requests.Session()
+    session.headers["Authorization"] = "pixxel-api-key-123"
+    session.auth = ("user", "password")
+
+    result = download(
+        _provider(here.url(f"/start?signature={SIGNATURE}")), tmp_path / "x.tif", session=session
+    )
+
+    assert result.sha256 == _sha(content) == _sha((tmp_path / "x.tif").read_bytes())
+    assert [request["path"] for request in here.requests + elsewhere.requests] == ["/start", "/hop", "/file"]
+    assert all("authorization" not in request["headers"] for request in here.requests + elsewhere.requests)
+    assert {f"signature={SIGNATURE}", f"token={hop_token}", f"token={last_token}"} <= set(masked)
+    for secret in (SIGNATURE, hop_token, last_token):
+        assert secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("location", "reason"),
+    [
+        pytest.param(
+            f"http://files.example.com/scene.tif?signature={SIGNATURE}",
+            "over plain http to files.example.com",
+            id="plain-http-remote",
+        ),
+        pytest.param(f"ftp://files.example.com/scene.tif?signature={SIGNATURE}", "not an http", id="ftp"),
+    ],
+)
+def test_redirect_to_an_unsafe_link_is_refused_before_it_is_followed(
+    here: _ScriptedServer,
+    tmp_path: Path,
+    location: str,
+    reason: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    masked: list[str] = []
+    monkeypatch.setattr(_transfer, "mask_secret", masked.append)
+    here.script["/start"] = [_Answer(302, {"Location": location})]
+    sleeps = _Sleeps()
+
+    with pytest.raises(PixxelUnsafeLinkError, match=reason) as refused:
+        download(_provider(here.url("/start")), tmp_path / "x.tif", retry_policy=NO_JITTER, sleep=sleeps)
+
+    assert SIGNATURE not in str(refused.value)
+    assert f"signature={SIGNATURE}" in masked
+    assert [request["path"] for request in here.requests] == ["/start"]
+    assert sleeps == []
+    assert _listing(tmp_path) == []
+
+
+def test_redirect_carrying_credentials_to_another_host_is_refused_and_not_sent(
+    here: _ScriptedServer, elsewhere: _ScriptedServer, tmp_path: Path
+) -> None:
+    target = elsewhere.url("/file").replace("http://", "http://user:hunter2@")
+    here.script["/start"] = [_Answer(302, {"Location": target})]
+    elsewhere.script["/file"] = [_Answer(200, body=b"should never be fetched")]
+
+    with pytest.raises(PixxelUnsafeLinkError, match="carries credentials") as refused:
+        download(_provider(here.url("/start")), tmp_path / "x.tif")
+
+    assert "hunter2" not in str(refused.value)
+    assert elsewhere.requests == []
+    assert _listing(tmp_path) == []
+
+
+def _redirect_chain(server: _ScriptedServer, redirects: int, content: bytes) -> str:
+    for index in range(redirects):
+        server.script[f"/r{index}"] = [_Answer(302, {"Location": f"/r{index + 1}"})]
+    server.script[f"/r{redirects}"] = [_Answer(200, body=content)]
+    return server.url("/r0")
+
+
+def test_five_redirects_are_followed(here: _ScriptedServer, tmp_path: Path) -> None:
+    content = b"after five redirects"
+
+    result = download(_provider(_redirect_chain(here, MAX_REDIRECTS, content)), tmp_path / "x.tif")
+
+    assert MAX_REDIRECTS == 5
+    assert result.sha256 == _sha(content)
+    assert len(here.requests) == 6
+
+
+def test_a_sixth_redirect_is_refused_and_not_followed(here: _ScriptedServer, tmp_path: Path) -> None:
+    url = _redirect_chain(here, MAX_REDIRECTS + 1, b"never fetched")
+
+    with pytest.raises(PixxelUnsafeLinkError, match="redirected more than 5 times"):
+        download(_provider(url), tmp_path / "x.tif")
+
+    assert [request["path"] for request in here.requests] == [f"/r{index}" for index in range(6)]
+    assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("callers_session", [False, True], ids=["own-session", "callers-session"])
+def test_environment_proxies_and_netrc_are_not_used(
+    files: _FileServer,
+    elsewhere: _ScriptedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    callers_session: bool,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(netrc))
+    # The "proxy" is a recorder on 127.0.0.2: a request that went through it would show up there.
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, elsewhere.url(""))
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    artifact = files.publish(_random_file("no-environment", 20_000))
+    session = requests.Session() if callers_session else None
+
+    result = download(files.url_provider(artifact), tmp_path / "x.tif", session=session)
+
+    assert result.sha256 == artifact.sha256()
+    assert elsewhere.requests == []
+    assert [request["headers"].get("authorization") for request in files.recorder.requests] == [None]
+
+
+def _two_versions(size: int) -> tuple[bytes, bytes]:
+    return random.Random(1).randbytes(size), random.Random(2).randbytes(size)
+
+
+def test_a_resume_answered_from_another_version_restarts_instead_of_splicing(
+    here: _ScriptedServer, tmp_path: Path
+) -> None:
+    v1, v2 = _two_versions(5_000)
+    here.script["/file"] = [
+        # Version 1, cut after 1,000 bytes.
+        _Answer(200, {"ETag": '"v1"'}, v1, cut_after=1_000),
+        # A server that ignores If-Range: version 2's bytes from 1,000 on, as if they continued v1.
+        _Answer(206, {"ETag": '"v2"', "Content-Range": "bytes 1000-4999/5000"}, v2[1_000:]),
+        _Answer(200, {"ETag": '"v2"'}, v2),
+    ]
+    sleeps = _Sleeps()
+
+    result = download(_provider(here.url("/file")), tmp_path / "x.bin", retry_policy=NO_JITTER, sleep=sleeps)
+
+    assert (tmp_path / "x.bin").read_bytes() == v2
+    assert result.sha256 == _sha(v2)
+    assert [request["headers"].get("range") for request in here.requests] == [None, "bytes=1000-", None]
+    assert here.requests[1]["headers"].get("if-range") == '"v1"'
+
+
+@pytest.fixture
+def free_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """``shutil.disk_usage`` reports ``free_bytes[0]`` free (a real full disk cannot be made in a test)."""
+    free = [0]
+    real = shutil.disk_usage
+
+    def disk_usage(path: Any) -> Any:
+        usage = real(path)
+        return type(usage)(usage.total, usage.used, free[0])
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    return free
+
+
+def test_a_download_larger_than_the_free_space_is_refused_before_writing(
+    files: _FileServer, tmp_path: Path, free_bytes: list[int]
+) -> None:
+    artifact = files.publish(_random_file("no-space", 3_000_000))
+    free_bytes[0] = 2_999_999
+
+    with pytest.raises(PixxelDownloadError, match="needs 3000000 bytes, 2999999 free") as refused:
+        download(files.url_provider(artifact), tmp_path / "x.tif")
+
+    assert "Nothing was written" in str(refused.value)
+    assert _listing(tmp_path) == []
+    assert len(files.recorder.requests) == 1
+
+
+def test_free_space_counts_what_a_resumed_part_already_holds(
+    files: _FileServer, tmp_path: Path, free_bytes: list[int]
+) -> None:
+    artifact = files.publish(_random_file("space-resume", 3_000_000))
+    files.faults.add(FaultRule(kind="truncate", path="^/files/", truncate_at=1_000_000, times=1))
+    free_bytes[0] = 10**12
+    with pytest.raises(PixxelTransportError):
+        download(files.url_provider(artifact), tmp_path / "x.tif", retry_policy=RetryPolicy(max_retries=0))
+
+    free_bytes[0] = 1_999_999
+    with pytest.raises(PixxelDownloadError, match="needs 2000000 bytes, 1999999 free") as refused:
+        download(files.url_provider(artifact), tmp_path / "x.tif")
+    assert "x.tif.part (1000000 bytes) is kept" in str(refused.value)
+    assert (tmp_path / "x.tif.part").stat().st_size == 1_000_000
+
+    free_bytes[0] = 2_000_000
+    result = download(files.url_provider(artifact), tmp_path / "x.tif")
+
+    assert result.sha256 == artifact.sha256()
+    assert files.range_headers == [None, "bytes=1000000-", "bytes=1000000-"]
