@@ -111,10 +111,6 @@ class PixxelOutcomeUnknownError(PixxelError):
         self.cause = cause
 
 
-class PixxelResourceFailedError(PixxelError):
-    """Remote work ended in a terminal failure (a failed job, a cancelled order item...)."""
-
-
 class PixxelWaitTimeoutError(PixxelError):
     """A wait ran out of time while the remote work was still going. Retrying the task resumes it."""
 

@@ -10,6 +10,10 @@ round also times ``curl -o`` followed by an ``fsync`` of its file, as a side fig
 durability; the target stays provider / plain ``curl -o``.
 
     python -m benchmarks.bench_download [--size-mib 1024] [--runs 5] [--rss-sizes-mib 256 2048]
+
+``--against DIR`` also runs, in each round and in rotating order, the provider's ``download()`` from another
+checkout (``git worktree add DIR <commit>``) against the same URL, and reports this code's throughput and
+peak RSS against that one's: how a change moved the figures, measured side by side on a noisy machine.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +30,10 @@ from urllib.parse import urlsplit
 
 from benchmarks._common import (
     MIB,
+    REPO_ROOT,
     Row,
     WorkerRun,
+    airflow_environment,
     current_rss_mib,
     emit,
     http_provider_installed,
@@ -50,8 +57,13 @@ RATIO_TARGET = 0.9
 def _work(mode: str, url: str, destination: str) -> None:
     import airflow.sdk  # noqa: F401  (every way runs inside an Airflow task, which has it imported)
 
+    code = ""
     if mode == "provider":
+        import airflow_provider_pixxel
         from airflow_provider_pixxel.hooks.download import download
+
+        # Which checkout's code runs (--against runs another one).
+        code = str(Path(airflow_provider_pixxel.__file__).resolve().parent)
 
         baseline = current_rss_mib()
         started = time.perf_counter()
@@ -84,7 +96,13 @@ def _work(mode: str, url: str, destination: str) -> None:
     else:
         raise SystemExit(f"unknown worker mode {mode!r}")
     worker_result(
-        {"seconds": seconds, "bytes": size, "baseline_rss_mib": baseline, "peak_rss_mib": peak_rss_mib()}
+        {
+            "seconds": seconds,
+            "bytes": size,
+            "baseline_rss_mib": baseline,
+            "peak_rss_mib": peak_rss_mib(),
+            "code": code,
+        }
     )
 
 
@@ -99,8 +117,15 @@ def _clean(directory: Path) -> None:
             path.unlink()
 
 
-def _python_download(mode: str, url: str, directory: Path) -> WorkerRun:
-    run = run_worker(python_worker("bench_download", "--worker", mode, url, str(directory / "package.zip")))
+def _python_download(mode: str, url: str, directory: Path, code_root: str | None = None) -> WorkerRun:
+    command = python_worker("bench_download", "--worker", mode, url, str(directory / "package.zip"))
+    env = None
+    if code_root is not None:
+        # This checkout's benchmark worker, the other checkout's provider package: ``code_root`` holds only
+        # a link to it, ahead of this checkout. -P keeps the current directory off the front of sys.path.
+        command = [sys.executable, "-P", *command[1:]]
+        env = airflow_environment({"PYTHONPATH": os.pathsep.join([code_root, str(REPO_ROOT)])})
+    run = run_worker(command, env=env)
     # The worker's own VmHWM: exact, where wait4's figure may start from the parent's size at fork.
     run.peak_rss_mib = run.result["peak_rss_mib"]
     _clean(directory)
@@ -137,10 +162,21 @@ def _throughput(result: dict[str, float]) -> float:
     return result["bytes"] / result["seconds"] / MIB
 
 
-def measure(size_mib: int, runs: int, rss_sizes_mib: list[int], naive_runs: int) -> None:
+def _provider_only(checkout: str, scratch: Path) -> str:
+    """A folder holding only a link to ``checkout``'s provider package, to put first on PYTHONPATH."""
+    folder = scratch.parent / f"{scratch.name}-against"
+    folder.mkdir(exist_ok=True)
+    (folder / "airflow_provider_pixxel").symlink_to(Path(checkout).resolve() / "airflow_provider_pixxel")
+    return str(folder)
+
+
+def measure(
+    size_mib: int, runs: int, rss_sizes_mib: list[int], naive_runs: int, against: str | None = None
+) -> None:
     rows: list[Row] = []
     details: dict[str, object] = {"size_mib": size_mib, "runs": runs}
     scratch = Path(tempfile.mkdtemp(prefix="pixxel-bench-download-"))
+    against_code = _provider_only(against, scratch) if against else None
     try:
         with simulator_process(package_size_bytes=size_mib * MIB) as simulator:
             url = package_url(simulator.base_url)
@@ -149,18 +185,24 @@ def measure(size_mib: int, runs: int, rss_sizes_mib: list[int], naive_runs: int)
             curl_fsync: list[WorkerRun] = []
             ratios: list[float] = []
             fsync_ratios: list[float] = []
+            other: list[WorkerRun] = []
+            against_ratios: list[float] = []
             naive: dict[str, list[WorkerRun]] = {"requests": []}
             if http_provider_installed():
                 naive["httphook"] = []
             for round_index in range(runs):
                 # Rotate which goes first, so none always meets a warmer page cache or a busier disk.
-                ways = ["provider", "curl", "curl+fsync"]
-                order = ways[round_index % 3 :] + ways[: round_index % 3]
+                ways = ["provider", "curl", "curl+fsync"] + (["against"] if against else [])
+                order = ways[round_index % len(ways) :] + ways[: round_index % len(ways)]
                 measured: dict[str, float] = {}
                 for way in order:
                     if way == "provider":
                         run = _python_download("provider", url, scratch)
                         provider.append(run)
+                        measured[way] = _throughput(run.result)
+                    elif way == "against":
+                        run = _python_download("provider", url, scratch, code_root=against_code)
+                        other.append(run)
                         measured[way] = _throughput(run.result)
                     else:
                         run = _curl_download(url, scratch, fsync=way == "curl+fsync")
@@ -168,6 +210,8 @@ def measure(size_mib: int, runs: int, rss_sizes_mib: list[int], naive_runs: int)
                         measured[way] = run.result["throughput"]
                 ratios.append(measured["provider"] / measured["curl"])
                 fsync_ratios.append(measured["provider"] / measured["curl+fsync"])
+                if against:
+                    against_ratios.append(measured["provider"] / measured["against"])
                 if round_index < naive_runs:
                     for mode in naive:
                         naive[mode].append(_python_download(mode, url, scratch))
@@ -210,6 +254,27 @@ def measure(size_mib: int, runs: int, rss_sizes_mib: list[int], naive_runs: int)
                 f"{max(run.peak_rss_mib for run in curl):.0f} MiB",
             ),
         ]
+        if against:
+            rows += [
+                Row(
+                    "download",
+                    f"provider download() {size_mib} MiB from {against}, median of {runs}",
+                    f"{median([_throughput(run.result) for run in other]):.0f} MiB/s",
+                ),
+                Row(
+                    "download",
+                    "throughput ratio this/--against (median of paired rounds)",
+                    f"{median(against_ratios):.2f}",
+                ),
+                Row(
+                    "download",
+                    f"peak RSS at {size_mib} MiB: this / --against",
+                    f"{max(run.peak_rss_mib for run in provider):.0f} / "
+                    f"{max(run.peak_rss_mib for run in other):.0f} MiB",
+                ),
+            ]
+            details["against"] = {"code": other[0].result["code"], "ratios": against_ratios}
+            details["code"] = provider[0].result["code"]
         labels = {"requests": "requests.get().content", "httphook": "HttpHook.run().content"}
         for mode, naive_runs_done in naive.items():
             if not naive_runs_done:
@@ -241,6 +306,8 @@ def measure(size_mib: int, runs: int, rss_sizes_mib: list[int], naive_runs: int)
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if against_code:
+            shutil.rmtree(against_code, ignore_errors=True)
     emit(rows, **details)
 
 
@@ -255,11 +322,14 @@ def main() -> None:
         "--rss-sizes-mib", type=int, nargs="*", default=[256, 2048], help="sizes for peak RSS"
     )
     parser.add_argument("--naive-runs", type=int, default=2, help="rounds that also run requests/HttpHook")
+    parser.add_argument(
+        "--against", metavar="DIR", help="another checkout whose download() to run in each round, for a ratio"
+    )
     args = parser.parse_args()
     if args.worker:
         _work(*args.worker)
         return
-    measure(args.size_mib, args.runs, args.rss_sizes_mib, args.naive_runs)
+    measure(args.size_mib, args.runs, args.rss_sizes_mib, args.naive_runs, args.against)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ def _listed_modules(info: dict, section: str) -> set[str]:
 @pytest.mark.parametrize("section", ["hooks", "operators", "sensors", "triggers"])
 def test_every_module_is_listed_and_imports(section):
     info = get_provider_info()
+    # A module is a .py file or a package (a folder with an __init__.py, such as hooks/download/).
     on_disk = {
         f"airflow_provider_pixxel.{section}.{path.stem}"
-        for path in (PACKAGE_DIR / section).glob("*.py")
-        if path.stem != "__init__"
+        for path in (PACKAGE_DIR / section).iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()
     }
     listed = _listed_modules(info, section)
     assert listed == on_disk, (
