@@ -21,6 +21,7 @@ from airflow_provider_pixxel.operators.base import (
     check_required_text,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.utils.dates import iso_date, rfc3339
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,13 +42,13 @@ def _block_spec(block_version: Any) -> Mapping[str, Any]:
 
 
 def _input_value(name: str, value: Any) -> str:
-    # The API wants every value as a string; its "type" says how to read it (FACTS.md §6.2).
+    # The API wants every value as a string; its "type" says how to read it (the block's input spec).
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return value.isoformat()
+        return rfc3339(value, field=f"input_values[{name!r}]")
     if isinstance(value, date):
-        return value.isoformat()
+        return iso_date(value, field=f"input_values[{name!r}]")
     if isinstance(value, (str, int, float)):
         return str(value)
     raise PixxelConfigError(

@@ -272,7 +272,8 @@ class PixxelUpdateVisualizationMetadataOperator(PixxelBaseOperator):
     * With ``rollback=True`` or ``dates``: ``PATCH .../metadata`` recomputes the legend of those dates
       from the source data; this needs ``index_id``.
 
-    Dates accept ``date`` objects, ``{{ ds }}`` (``YYYY-MM-DD``) and ``YYYY_MM_DD``. Returns
+    Dates accept ``date``/``datetime`` objects, ``{{ ds }}`` (``YYYY-MM-DD``), ``YYYY_MM_DD`` and ISO
+    date-times such as ``{{ ts }}`` (their UTC date). Returns
     ``{"aoi_id", "visualization_id", "visualization_mode", "dates", "action"}``.
 
     Example::
@@ -446,7 +447,7 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
     :param aoi_id: the AOI.
     :param visualization_id: the visualization.
     :param index_id: the visualization's index.
-    :param date: the date to render: ``{{ ds }}``, ``YYYY_MM_DD`` or a date object.
+    :param date: the date to render: ``{{ ds }}``, ``YYYY_MM_DD``, an ISO date-time or a date object.
     :param visualization_mode: ``dynamic`` (default) or ``theoretical`` legend.
     :param destination: local path, ``ObjectStoragePath`` or URL such as ``s3://bucket/ndvi/{{ ds }}.png``.
 
