@@ -10,10 +10,7 @@ import importlib
 from typing import Any
 
 _MODULE_OF: dict[str, str] = {
-    "PixxelSearchImagesOperator": "aoi",
-    "PixxelArchiveSearchOperator": "aoi",
     "PixxelCreateAOIOperator": "aoi",
-    "PixxelCreateIndexOperator": "aoi",
     "PixxelBaseOperator": "base",
     "PixxelWaitingOperator": "base",
     "PixxelResumableOperator": "base",
@@ -25,6 +22,9 @@ _MODULE_OF: dict[str, str] = {
     "PixxelDownloadJobOperator": "downloads",
     "PixxelDownloadTaskOperator": "downloads",
     "PixxelDownloadInsightsOperator": "downloads",
+    "PixxelSearchImagesOperator": "images",
+    "PixxelArchiveSearchOperator": "images",
+    "PixxelCreateIndexOperator": "indices",
     "PixxelCreateInsightsOperator": "insights",
     "PixxelDeleteInsightsOperator": "insights",
     "PixxelRunJobOperator": "jobs",

@@ -31,7 +31,7 @@ from airflow_provider_pixxel.links import (
     PixxelAuroraJobLink,
 )
 from airflow_provider_pixxel.operators.base import PixxelResumableOperator
-from airflow_provider_pixxel.operators.catalog import exactly_one_id_list, id_list
+from airflow_provider_pixxel.utils.arguments import exactly_one_id_list, id_list, require_text
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
@@ -44,12 +44,6 @@ else:
     resources = lazy_import("airflow_provider_pixxel.resources")
 
 PENDING_ID = "pending"
-
-
-def _required_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PixxelConfigError(f"{field} must be a non-empty id string, got {value!r}")
-    return value.strip()
 
 
 class PixxelDownloadOperatorBase(PixxelResumableOperator):
@@ -197,7 +191,7 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
             raise PixxelConfigError(
                 "asset_ids must list at least one asset id (see PixxelHook.list_assets())"
             )
-        return {"aoi_id": _required_id(self.aoi_id, "aoi_id")}
+        return {"aoi_id": require_text("aoi_id", self.aoi_id)}
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
         return [f"aoi/{ids['aoi_id']}"]
@@ -312,8 +306,8 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
 
     def check_arguments(self) -> dict[str, str]:
         return {
-            "workflow_id": _required_id(self.workflow_id, "workflow_id"),
-            "job_id": _required_id(self.job_id, "job_id"),
+            "workflow_id": require_text("workflow_id", self.workflow_id),
+            "job_id": require_text("job_id", self.job_id),
         }
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
@@ -365,9 +359,9 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
 
     def check_arguments(self) -> dict[str, str]:
         return {
-            "workflow_id": _required_id(self.workflow_id, "workflow_id"),
-            "job_id": _required_id(self.job_id, "job_id"),
-            "task_id": _required_id(self.job_task_id, "job_task_id"),
+            "workflow_id": require_text("workflow_id", self.workflow_id),
+            "job_id": require_text("job_id", self.job_id),
+            "task_id": require_text("job_task_id", self.job_task_id),
         }
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
@@ -430,8 +424,8 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
 
     def check_arguments(self) -> dict[str, str]:
         ids = {
-            "aoi_id": _required_id(self.aoi_id, "aoi_id"),
-            "insight_id": _required_id(self.insight_id, "insight_id"),
+            "aoi_id": require_text("aoi_id", self.aoi_id),
+            "insight_id": require_text("insight_id", self.insight_id),
         }
         # The selection travels with the ids, so every status read (inline, in the triggerer or after
         # a retry) re-sends it and checks this package, not the default one.

@@ -18,9 +18,9 @@ from airflow_provider_pixxel.operators.base import (
     PixxelBaseOperator,
     PixxelResumableOperator,
     check_max_cost,
-    check_required_text,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.utils.arguments import require_text
 from airflow_provider_pixxel.utils.dates import iso_date, rfc3339
 
 if TYPE_CHECKING:
@@ -120,9 +120,9 @@ def _resolve_block(block: Any, block_name: Any, block_version: Any) -> dict[str,
         block_name, block_version = block.get("name"), block.get("version")
     hint = "list blocks with PixxelHook.list_blocks(mode='insight')"
     return {
-        "name": check_required_text(block_name, "block name", hint),
-        "version": check_required_text(
-            block_version, "block version", "see PixxelHook.get_block_versions(name)"
+        "name": require_text("block name", block_name, hint=hint),
+        "version": require_text(
+            "block version", block_version, hint="see PixxelHook.get_block_versions(name)"
         ),
     }
 
@@ -245,7 +245,7 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
         self.stop_on_kill = stop_on_kill
 
     def _checked_arguments(self) -> tuple[str, dict[str, str], dict[str, str] | None, float | None]:
-        aoi_id = check_required_text(self.aoi_id, "aoi_id", "the id of the AOI to run the insight on")
+        aoi_id = require_text("aoi_id", self.aoi_id, hint="the id of the AOI to run the insight on")
         block = _resolve_block(self.block, self.block_name, self.block_version)
         if (self.input is None) == (self.input_values is None):
             raise PixxelConfigError(
@@ -259,7 +259,7 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
                 f"input_values must be a non-empty dict of input name to value, got {self.input_values!r}"
             )
         if self.project_id is not None:
-            check_required_text(self.project_id, "project_id", "or leave it unset to use the connection's")
+            require_text("project_id", self.project_id, hint="or leave it unset to use the connection's")
         return aoi_id, block, _check_metadata(self.metadata), check_max_cost(self.max_cost)
 
     def execute(self, context: Context) -> Any:
@@ -375,10 +375,10 @@ class PixxelDeleteInsightsOperator(PixxelBaseOperator):
         self.project_id = project_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        aoi_id = check_required_text(self.aoi_id, "aoi_id", "the AOI the insight was run on")
-        insight_id = check_required_text(self.insight_id, "insight_id", "the id create_insights returned")
+        aoi_id = require_text("aoi_id", self.aoi_id, hint="the AOI the insight was run on")
+        insight_id = require_text("insight_id", self.insight_id, hint="the id create_insights returned")
         if self.project_id is not None:
-            check_required_text(self.project_id, "project_id", "or leave it unset to use the connection's")
+            require_text("project_id", self.project_id, hint="or leave it unset to use the connection's")
         self.hook.delete_insights(aoi_id, insight_id, project_id=self.project_id)
         self.log.info("Deleted insight %s of AOI %s", insight_id, aoi_id)
         return {"aoi_id": aoi_id, "insight_id": insight_id, "deleted": True}

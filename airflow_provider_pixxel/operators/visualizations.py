@@ -25,13 +25,13 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelValidationError
 from airflow_provider_pixxel.links import PixxelAuroraVisualizationLink
-from airflow_provider_pixxel.operators.aoi import (
+from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
+from airflow_provider_pixxel.utils.arguments import (
     decode_json_text,
-    require_count,
     require_text,
     require_text_list,
+    whole_number,
 )
-from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
 from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
@@ -369,7 +369,9 @@ class PixxelUpdateVisualizationMetadataOperator(PixxelBaseOperator):
                     "dynamic_bins is required in dynamic mode: a number of classes from 1 to "
                     f"{MAX_DYNAMIC_BINS}"
                 )
-            request["dynamic_bins"] = require_count("dynamic_bins", self.dynamic_bins, 1, MAX_DYNAMIC_BINS)
+            request["dynamic_bins"] = whole_number(
+                "dynamic_bins", self.dynamic_bins, low=1, high=MAX_DYNAMIC_BINS
+            )
         elif self.dynamic_bins is not None:
             raise PixxelConfigError("dynamic_bins applies to dynamic mode only; drop it for theoretical mode")
         return request
