@@ -1,6 +1,6 @@
 """Fetch Pixxel files to a local directory or object storage, verified and resumable.
 
-Five kinds of download exist (FACTS.md §6.3); each operator here asks Pixxel to prepare one, waits until
+Five kinds of download exist; each operator here asks Pixxel to prepare one, waits until
 its signed URL is ready, and fetches it with the provider's one download routine
 (:func:`airflow_provider_pixxel.hooks.download.download`): bytes stream to a ``.part`` file, resume
 with ``Range`` after a dropped connection, reach the final name only once complete, and get a SHA-256.

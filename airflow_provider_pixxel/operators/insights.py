@@ -1,7 +1,7 @@
 """Run an insight (one processing block over an AOI), and delete insights.
 
-An insight's ``input`` is a list of the block's own input descriptions, each with a value added
-(FACTS.md §6.2). :func:`build_insight_input` builds that list from the block's spec and a plain
+An insight's ``input`` is a list of the block's own input descriptions, each with a value added.
+:func:`build_insight_input` builds that list from the block's spec and a plain
 ``{input name: value}`` dict, so a DAG does not have to copy the spec by hand. Insights cost tokens:
 the operator asks for an estimate first (``estimate=true``) and refuses to run above ``max_cost``.
 """
@@ -26,7 +26,7 @@ from airflow_provider_pixxel.utils.dates import iso_date, rfc3339
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# Keys a caller may give for one raster input instead of a plain value (FACTS.md §6.2, step 2).
+# Keys a caller may give for one raster input instead of a plain value.
 RASTER_VALUE_KEYS = frozenset({"value", "stac_url", "asset_source"})
 
 
@@ -153,8 +153,8 @@ def _check_input(input: Any) -> list[dict[str, Any]]:
 class PixxelCreateInsightsOperator(PixxelResumableOperator):
     """Run a processing block over an AOI as an insight, after checking its price, and wait for it.
 
-    ``input`` is either given whole (the block's ``spec.inputs`` entries with values added, FACTS.md
-    §6.2) or built from ``input_values`` (``{input name: value}``) and the block's spec, which the
+    ``input`` is either given whole (the block's ``spec.inputs`` entries with values added)
+    or built from ``input_values`` (``{input name: value}``) and the block's spec, which the
     operator reads with ``get_block_version``; unknown or missing input names fail before anything is
     sent to be run. The price is asked first (``estimate=true``), logged, and compared with
     ``max_cost``. The insight's ids are stored in ``task_state_store`` as soon as it exists, so a retry

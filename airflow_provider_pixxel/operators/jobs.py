@@ -1,6 +1,6 @@
 """Run a saved Aurora workflow as a job and wait for it.
 
-A job runs the workflow exactly as it is saved in Aurora (FACTS.md §6.1): the API takes no inputs,
+A job runs the workflow exactly as it is saved in Aurora: the API takes no inputs,
 only the workflow and the project. Runs are billable, so the operator prices the workflow first
 (``get_workflow_cost_estimate``) and refuses to start it above ``max_cost``; the job's ids are kept in
 ``task_state_store`` so that a retried task reconnects to its job instead of paying for another.

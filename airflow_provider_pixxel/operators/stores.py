@@ -22,7 +22,7 @@ from airflow_provider_pixxel.utils.arguments import require_text
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# The secrets each bucket type needs (FACTS.md §6.5), and where in a connection each may come from:
+# The secrets each bucket type needs, and where in a connection each may come from:
 # an extra named as the API names it, then the listed fallbacks ("login"/"password" are the
 # connection's own fields; other names are extras as other providers' connections spell them).
 SECRET_SOURCES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
