@@ -46,7 +46,7 @@ else:
 PENDING_ID = "pending"
 
 
-class PixxelDownloadOperatorBase(PixxelResumableOperator):
+class PixxelDownloadingOperator(PixxelResumableOperator):
     """What every download operator shares: where files go, and fetching once the URL is ready.
 
     Subclasses set :attr:`watch_kind`, implement :meth:`start` (request the download, return its ids),
@@ -156,7 +156,7 @@ def _url_of(answer: Any) -> str:
     return url if isinstance(url, str) else ""
 
 
-class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadAssetsOperator(PixxelDownloadingOperator):
     """Download assets of an AOI (mosaics, STAC items...) as one zip package.
 
     Requests the package (``POST /v0/aois/{aoi_id}/downloads``), waits until it is ready and fetches
@@ -179,7 +179,7 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
     operator_extra_links = (PixxelAuroraAOILink(),)
     watch_kind = "aoi_download"
     external_id_key = "pixxel_aoi_download_ids"
-    template_fields: Sequence[str] = (*PixxelDownloadOperatorBase.template_fields, "aoi_id", "asset_ids")
+    template_fields: Sequence[str] = (*PixxelDownloadingOperator.template_fields, "aoi_id", "asset_ids")
 
     def __init__(self, *, aoi_id: str, asset_ids: Sequence[str] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -212,7 +212,7 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.get_aoi_download(ids["aoi_id"], ids["download_id"]))
 
 
-class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadCatalogsOperator(PixxelDownloadingOperator):
     """Download purchased imagery (catalogs, or all catalogs of order items) as one zip package.
 
     Give exactly one of ``catalog_ids`` or ``order_item_ids``. Requests the package
@@ -232,7 +232,7 @@ class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
     watch_kind = "catalog_download"
     external_id_key = "pixxel_catalog_download_ids"
     template_fields: Sequence[str] = (
-        *PixxelDownloadOperatorBase.template_fields,
+        *PixxelDownloadingOperator.template_fields,
         "catalog_ids",
         "order_item_ids",
     )
@@ -277,7 +277,7 @@ class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.get_catalog_download(ids["download_id"]))
 
 
-class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadJobOperator(PixxelDownloadingOperator):
     """Download the inputs and outputs of a workflow job run as one zip package.
 
     The package is requested with ``PUT .../jobs/{job_id}/download``, which is re-sent until the
@@ -297,7 +297,7 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
     operator_extra_links = (PixxelAuroraJobLink(),)
     watch_kind = "job_package"
     external_id_key = "pixxel_job_package_ids"
-    template_fields: Sequence[str] = (*PixxelDownloadOperatorBase.template_fields, "workflow_id", "job_id")
+    template_fields: Sequence[str] = (*PixxelDownloadingOperator.template_fields, "workflow_id", "job_id")
 
     def __init__(self, *, workflow_id: str, job_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -324,7 +324,7 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.download_job(ids["workflow_id"], ids["job_id"]))
 
 
-class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadTaskOperator(PixxelDownloadingOperator):
     """Download the assets of one task of a workflow job run as one zip package.
 
     ``task_id`` here is the Pixxel job task's id (``job["tasks"][i]["id"]``); the Airflow task's own id
@@ -345,7 +345,7 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
     watch_kind = "task_package"
     external_id_key = "pixxel_task_package_ids"
     template_fields: Sequence[str] = (
-        *PixxelDownloadOperatorBase.template_fields,
+        *PixxelDownloadingOperator.template_fields,
         "workflow_id",
         "job_id",
         "job_task_id",
@@ -377,7 +377,7 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.download_task(ids["workflow_id"], ids["job_id"], ids["task_id"]))
 
 
-class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadInsightsOperator(PixxelDownloadingOperator):
     """Download an insight's inputs and outputs as one zip package.
 
     :param aoi_id: the insight's AOI.
@@ -400,7 +400,7 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
     watch_kind = "insight_package"
     external_id_key = "pixxel_insight_package_ids"
     template_fields: Sequence[str] = (
-        *PixxelDownloadOperatorBase.template_fields,
+        *PixxelDownloadingOperator.template_fields,
         "aoi_id",
         "insight_id",
         "inputs",
@@ -456,11 +456,15 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
         )
 
 
+# The name before the base classes followed one pattern (Pixxel<what it adds>Operator); kept for
+# operators users derived from it.
+PixxelDownloadOperatorBase = PixxelDownloadingOperator
+
 __all__ = [
     "PixxelDownloadAssetsOperator",
     "PixxelDownloadCatalogsOperator",
     "PixxelDownloadInsightsOperator",
     "PixxelDownloadJobOperator",
-    "PixxelDownloadOperatorBase",
     "PixxelDownloadTaskOperator",
+    "PixxelDownloadingOperator",
 ]
