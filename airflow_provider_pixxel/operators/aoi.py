@@ -14,15 +14,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_pixxel.exceptions import PixxelValidationError
 from airflow_provider_pixxel.links import PixxelAuroraAOILink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
-
-# Re-exported: DAGs written before the split import these from here.
-from airflow_provider_pixxel.operators.images import (
-    PixxelArchiveSearchOperator,
-    PixxelSearchImagesOperator,
-)
-from airflow_provider_pixxel.operators.indices import PixxelCreateIndexOperator
 from airflow_provider_pixxel.utils.arguments import require_text, require_text_list
-from airflow_provider_pixxel.utils.lazy_import import lazy_import
+from airflow_provider_pixxel.utils.lazy_import import LazyExports, lazy_import
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,12 +25,22 @@ else:
     # Needed once the task runs, not while a DAG file is parsed (see utils/lazy_import.py).
     geometry = lazy_import("airflow_provider_pixxel.utils.geometry")
 
-__all__ = [
-    "PixxelArchiveSearchOperator",
-    "PixxelCreateAOIOperator",
-    "PixxelCreateIndexOperator",
-    "PixxelSearchImagesOperator",
-]
+__all__ = ["PixxelCreateAOIOperator"]
+
+# DAGs written before the split import these from here; they load their new module on first use, so a
+# DAG that needs only the AOI operator does not pay for the others.
+_MOVED = LazyExports(
+    "airflow_provider_pixxel.operators",
+    {
+        "PixxelArchiveSearchOperator": "images",
+        "PixxelSearchImagesOperator": "images",
+        "PixxelCreateIndexOperator": "indices",
+    },
+)
+
+
+def __getattr__(name: str) -> Any:
+    return _MOVED.load(name)
 
 
 class PixxelCreateAOIOperator(PixxelResumableOperator):
