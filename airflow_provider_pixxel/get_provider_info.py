@@ -23,6 +23,8 @@ OPERATOR_MODULES = [
     "airflow_provider_pixxel.operators.base",
     "airflow_provider_pixxel.operators.catalog",
     "airflow_provider_pixxel.operators.downloads",
+    "airflow_provider_pixxel.operators.images",
+    "airflow_provider_pixxel.operators.indices",
     "airflow_provider_pixxel.operators.insights",
     "airflow_provider_pixxel.operators.jobs",
     "airflow_provider_pixxel.operators.orders",

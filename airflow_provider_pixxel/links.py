@@ -6,7 +6,7 @@ the connection extra ``aurora_url``, or ``https://aurora.pixxel.space``. The bas
 a link is built (Airflow 3 builds it once, in the worker, when the task ends), never while a DAG is
 parsed; a link that cannot be built is empty rather than an error.
 
-ASSUMPTION: the Aurora web app's URL scheme is not documented (FACTS.md has none). The paths in
+ASSUMPTION: the Aurora web app's URL scheme is not documented (the API reference has none). The paths in
 :data:`AURORA_PATHS` are a best guess; if they do not match your Aurora, point ``aurora_url`` at the
 right host and tell us the real paths.
 """

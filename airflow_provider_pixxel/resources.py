@@ -56,17 +56,25 @@ def insight_selection(ids: Ids) -> dict[str, list[str] | None]:
 
 @dataclass(frozen=True)
 class Watchable:
-    """One kind of remote resource that operators, sensors and triggers wait on."""
+    """One kind of remote resource that operators, sensors and triggers wait on.
 
-    kind: str
-    label: str
+    A kind is named by its :class:`~airflow_provider_pixxel.statuses.Resource`: the ``kind`` strings
+    operators, sensors and triggers carry are those resources' values (``"job"``, ``"order"``...).
+    """
+
     resource: Resource
+    label: str
     id_names: tuple[str, ...]
     fetch: Fetch
     extract: Callable[[Any, Ids], Mapping[str, Any] | None] = _whole
     #: Optional values a watch carries beside its ids and every read re-sends (list values are
     #: joined with :data:`LIST_SEPARATOR`). Absent or empty ones are dropped.
     params: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """The kind as triggers serialize it: the resource's value, a plain string."""
+        return str(self.resource.value)
 
     def check_ids(self, ids: Mapping[str, Any]) -> dict[str, str]:
         """The ids (and given params) this kind needs, as strings; a clear error naming any missing."""
@@ -89,87 +97,76 @@ class Watchable:
         return f"{self.label} " + " / ".join(f"{name}={ids[name]}" for name in self.id_names)
 
 
-WATCHABLES: dict[str, Watchable] = {
-    w.kind: w
+WATCHABLES: dict[Resource, Watchable] = {
+    w.resource: w
     for w in (
-        Watchable("aoi", "AOI", Resource.AOI, ("aoi_id",), lambda ops, ids: ops.get_aoi(ids["aoi_id"])),
+        Watchable(Resource.AOI, "AOI", ("aoi_id",), lambda ops, ids: ops.get_aoi(ids["aoi_id"])),
         Watchable(
-            "visualization",
-            "visualization",
             Resource.VISUALIZATION,
+            "visualization",
             ("aoi_id", "visualization_id"),
             lambda ops, ids: ops.list_visualizations(ids["aoi_id"], visualization_id=ids["visualization_id"]),
             _first_match("visualization", "id", "visualization_id"),
         ),
         Watchable(
-            "insight",
-            "insight",
             Resource.INSIGHT,
+            "insight",
             ("aoi_id", "insight_id"),
             lambda ops, ids: ops.list_insights(ids["aoi_id"], id=ids["insight_id"]),
             _first_match("insights", "id", "insight_id"),
         ),
         Watchable(
-            "aoi_download",
-            "AOI download",
             Resource.AOI_DOWNLOAD,
+            "AOI download",
             ("aoi_id", "download_id"),
             lambda ops, ids: ops.get_aoi_download(ids["aoi_id"], ids["download_id"]),
         ),
         Watchable(
-            "catalog_download",
-            "catalog download",
             Resource.CATALOG_DOWNLOAD,
+            "catalog download",
             ("download_id",),
             lambda ops, ids: ops.get_catalog_download(ids["download_id"]),
         ),
         Watchable(
-            "delivery",
-            "delivery",
             Resource.DELIVERY,
+            "delivery",
             ("delivery_id",),
             lambda ops, ids: ops.list_deliveries(delivery_id=ids["delivery_id"]),
             _first_match("deliveries", "delivery_id", "delivery_id"),
         ),
         Watchable(
-            "job",
-            "workflow job",
             Resource.JOB,
+            "workflow job",
             ("workflow_id", "job_id"),
             lambda ops, ids: ops.get_job(ids["workflow_id"], ids["job_id"]),
         ),
         Watchable(
-            "order_item",
-            "order item",
             Resource.ORDER_ITEM,
+            "order item",
             ("order_item_id",),
             lambda ops, ids: ops.get_order_item(ids["order_item_id"]),
         ),
         Watchable(
+            Resource.ORDER,
             "order",
-            "order",
-            Resource.ORDER_ITEM,
             ("order_id",),
             lambda ops, ids: ops.get_order(ids["order_id"]),
         ),
         Watchable(
-            "job_package",
+            Resource.JOB_PACKAGE,
             "job download package",
-            Resource.DOWNLOAD_PACKAGE,
             ("workflow_id", "job_id"),
             lambda ops, ids: ops.download_job(ids["workflow_id"], ids["job_id"]),
         ),
         Watchable(
-            "task_package",
+            Resource.TASK_PACKAGE,
             "task download package",
-            Resource.DOWNLOAD_PACKAGE,
             ("workflow_id", "job_id", "task_id"),
             lambda ops, ids: ops.download_task(ids["workflow_id"], ids["job_id"], ids["task_id"]),
         ),
         Watchable(
-            "insight_package",
+            Resource.INSIGHT_PACKAGE,
             "insight download package",
-            Resource.DOWNLOAD_PACKAGE,
             ("aoi_id", "insight_id"),
             # The package depends on the selection: a read without it would check (or start) another.
             lambda ops, ids: ops.download_insights(
@@ -182,12 +179,16 @@ WATCHABLES: dict[str, Watchable] = {
 
 
 def watchable(kind: str) -> Watchable:
+    """The one place a kind is looked up: a :class:`Resource` or its value (``"job"``, ``"order"``...).
+
+    Triggers serialized by earlier versions carry these same strings in their kwargs, so a triggerer
+    restarted after an upgrade finds every kind it holds.
+    """
     try:
-        return WATCHABLES[kind]
-    except KeyError:
-        raise PixxelConfigError(
-            f"unknown resource kind {kind!r}; expected one of {', '.join(sorted(WATCHABLES))}"
-        ) from None
+        return WATCHABLES[Resource(kind)]
+    except (ValueError, KeyError):
+        known = ", ".join(sorted(w.kind for w in WATCHABLES.values()))
+        raise PixxelConfigError(f"unknown resource kind {kind!r}; expected one of {known}") from None
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ class Observation:
 
 
 def _progress(value: Any) -> float | None:
-    # Progress is an int, a float or a string depending on the resource (FACTS.md §2).
+    # Progress is an int, a float or a string depending on the resource (the API is not uniform).
     try:
         return None if value in (None, "") else float(value)
     except (TypeError, ValueError):
@@ -260,7 +261,10 @@ def order_item_reasons(items: Sequence[Mapping[str, Any]]) -> str | None:
 
 def _items_to_explain(kind: str, observation: Observation) -> list[str]:
     """Order items whose own record must be read for a reason: ``GET /v0/orders/{id}`` gives none."""
-    if kind != "order" or observation.phase not in (Phase.FAILURE, Phase.PARTIAL):
+    if watchable(kind).resource is not Resource.ORDER or observation.phase not in (
+        Phase.FAILURE,
+        Phase.PARTIAL,
+    ):
         return []
     return [str(item_id) for item_id in observation.detail.get("unfinished_order_item_ids") or []]
 
@@ -285,7 +289,7 @@ def observe(kind: str, obj: Mapping[str, Any] | None, ids: Ids) -> Observation:
             url=spec.describe(ids),
             message=f"the API returned no {spec.label} with these ids",
         )
-    if kind == "order":
+    if spec.resource is Resource.ORDER:
         return _order_observation(obj)
     phase = phase_of(spec.resource, obj)
     status = obj.get("status")

@@ -2,7 +2,7 @@
 
 Operators, sensors and triggers ask :func:`phase_of` (or :func:`classify`) whether a resource is done,
 failed, partially done or still running. Values are compared case-insensitively and include the
-aliases the docs show beside the spec's enums (FACTS.md §5: ``COMPLETED`` for ``FULFILLED``,
+aliases the docs show beside the spec's enums (``COMPLETED`` for ``FULFILLED``,
 ``SUCCESSFUL`` for ``SUCCESS``...). A status nobody documented counts as still running, and is logged
 once, so a wait times out rather than declaring a wrong outcome.
 """
@@ -33,7 +33,8 @@ class Phase(str, enum.Enum):
 
 
 class Resource(str, enum.Enum):
-    """The kinds of Pixxel resources that carry a status."""
+    """The kinds of Pixxel resources that carry a status: also the kinds operators, sensors and triggers
+    wait on (:data:`airflow_provider_pixxel.resources.WATCHABLES` is keyed by them)."""
 
     AOI = "aoi"
     ASSET = "asset"
@@ -41,12 +42,23 @@ class Resource(str, enum.Enum):
     AOI_DOWNLOAD = "aoi_download"
     CATALOG_DOWNLOAD = "catalog_download"
     DELIVERY = "delivery"
+    ORDER = "order"
     ORDER_ITEM = "order_item"
     ORDER_ITEM_TASK = "order_item_task"
     JOB = "job"
     JOB_TASK = "job_task"
     INSIGHT = "insight"
     DOWNLOAD_PACKAGE = "download_package"
+    # The download packages of one job, one job task and one insight: three endpoints (each read with
+    # its own ids), one status vocabulary.
+    JOB_PACKAGE = "job_package"
+    TASK_PACKAGE = "task_package"
+    INSIGHT_PACKAGE = "insight_package"
+
+
+DOWNLOAD_PACKAGES = frozenset(
+    {Resource.DOWNLOAD_PACKAGE, Resource.JOB_PACKAGE, Resource.TASK_PACKAGE, Resource.INSIGHT_PACKAGE}
+)
 
 
 @dataclass(frozen=True)
@@ -79,12 +91,24 @@ def _table(success: str, failure: str, partial: str = "", running: str = "") -> 
 
 
 # The free-string dexter statuses (jobs, tasks, insights) have only documented examples; the extra
-# spellings are the usual ones for those words (FACTS.md §5 [INF]).
+# spellings are the usual ones for those words (inferred, not documented).
 _DEXTER = _table(
     success="completed complete success succeeded successful done finished",
     failure="failed failure error errored cancelled canceled aborted killed rejected",
     partial="partial_success partially_completed",
     running="running pending queued created started submitted in_progress processing scheduled",
+)
+
+_ORDER_ITEM = _table(
+    success="fulfilled completed",
+    failure="failed cancelled canceled",
+    partial="partially_fulfilled partially_completed",
+    running="active draft",
+)
+_DOWNLOAD_PACKAGE = _table(
+    success="ready success completed",
+    failure="failed error",
+    running="pending created in_progress processing preparing",
 )
 
 STATUS_TABLES: Mapping[Resource, StatusTable] = {
@@ -110,12 +134,10 @@ STATUS_TABLES: Mapping[Resource, StatusTable] = {
     ),
     # DRAFT items are not placed or paid and will not move by themselves: a wait on one times out
     # with the status named in the error.
-    Resource.ORDER_ITEM: _table(
-        success="fulfilled completed",
-        failure="failed cancelled canceled",
-        partial="partially_fulfilled partially_completed",
-        running="active draft",
-    ),
+    Resource.ORDER_ITEM: _ORDER_ITEM,
+    # An order's own status is its payment (PAID, UNPAID): how far along it is, is how far its order
+    # items are, each read with this table (see resources.observe).
+    Resource.ORDER: _ORDER_ITEM,
     Resource.ORDER_ITEM_TASK: _table(
         success="fulfilled completed",
         failure="failed cancelled canceled expired",
@@ -125,11 +147,7 @@ STATUS_TABLES: Mapping[Resource, StatusTable] = {
     Resource.JOB: _DEXTER,
     Resource.JOB_TASK: _DEXTER,
     Resource.INSIGHT: _DEXTER,
-    Resource.DOWNLOAD_PACKAGE: _table(
-        success="ready success completed",
-        failure="failed error",
-        running="pending created in_progress processing preparing",
-    ),
+    **dict.fromkeys(DOWNLOAD_PACKAGES, _DOWNLOAD_PACKAGE),
 }
 
 _logged_unknown: set[tuple[Resource, str]] = set()
@@ -160,8 +178,8 @@ def phase_of(resource: Resource, payload: Mapping[str, Any]) -> Phase:
     """The phase of a resource from its API object: its status plus the secondary signals the API gives.
 
     * a non-empty ``err_msg`` / ``failure_type`` on a dexter object (job, task, insight) means failure;
-    * downloads are successful only once their ``signed_url`` is there (FACTS.md §5), and a download
-      package with a signed URL but an undocumented status counts as ready;
+    * downloads are successful only once their ``signed_url`` is there (no file before it), and a
+      download package with a signed URL but an undocumented status counts as ready;
     * an insight with ``deleted_at`` set was deleted: a failure for whoever waits on it.
     """
     status = payload.get("status")
@@ -173,12 +191,12 @@ def phase_of(resource: Resource, payload: Mapping[str, Any]) -> Phase:
             return Phase.FAILURE
         if resource is Resource.INSIGHT and payload.get("deleted_at"):
             return Phase.FAILURE
-    if resource in (Resource.AOI_DOWNLOAD, Resource.CATALOG_DOWNLOAD, Resource.DOWNLOAD_PACKAGE):
+    if resource in (Resource.AOI_DOWNLOAD, Resource.CATALOG_DOWNLOAD) or resource in DOWNLOAD_PACKAGES:
         has_url = _has_text(payload.get("signed_url"))
         if phase is Phase.SUCCESS and not has_url:
             return Phase.RUNNING
         if (
-            resource is Resource.DOWNLOAD_PACKAGE
+            resource in DOWNLOAD_PACKAGES
             and phase is Phase.RUNNING
             and has_url
             and STATUS_TABLES[resource].classify(str(status or "")) is None

@@ -76,3 +76,26 @@ def test_importing_a_package_imports_no_operator_module():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_operator_base_classes_follow_one_naming_pattern():
+    import airflow_provider_pixxel.operators as operators
+
+    classes = [getattr(operators, name) for name in operators.__all__]
+    bases = {cls.__name__ for cls in classes if any(cls in other.__bases__ for other in classes)}
+    assert bases == {
+        "PixxelBaseOperator",
+        "PixxelWaitingOperator",
+        "PixxelResumableOperator",
+        "PixxelDownloadingOperator",
+    }
+    assert all(name.startswith("Pixxel") and name.endswith("Operator") for name in bases)
+
+
+def test_a_former_base_class_name_still_imports_but_is_not_listed():
+    import airflow_provider_pixxel.operators as operators
+    from airflow_provider_pixxel.operators.downloads import PixxelDownloadOperatorBase
+
+    assert operators.PixxelDownloadOperatorBase is operators.PixxelDownloadingOperator
+    assert PixxelDownloadOperatorBase is operators.PixxelDownloadingOperator
+    assert "PixxelDownloadOperatorBase" not in operators.__all__

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 
 import pytest
@@ -11,9 +13,11 @@ from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFound
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
 from airflow_provider_pixxel.resources import WATCHABLES, observe, read_async, read_sync, watchable
-from airflow_provider_pixxel.statuses import Phase
+from airflow_provider_pixxel.statuses import Phase, Resource
+from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger
+from tests.task_runner import first_event
 
-# One API object per kind and phase, shaped as the API returns it (FACTS.md §5).
+# One API object per kind and phase, shaped as the API returns it.
 OBJECTS: dict[str, dict[Phase, dict[str, Any]]] = {
     "aoi": {
         Phase.RUNNING: {"aoi_id": "a", "status": "running", "progress": 40},
@@ -394,3 +398,69 @@ def test_a_running_order_reads_no_items() -> None:
 
     assert read_sync(ops, "order", {"order_id": "o1"}).phase is Phase.RUNNING  # type: ignore[arg-type]
     assert [call[0] for call in ops.calls] == ["get_order"]
+
+
+# -- kinds are the status table's resources; triggers serialized before still run ------------------------
+
+# The kind strings PixxelStatusTrigger.serialize() wrote before kinds were named by statuses.Resource,
+# written out literally: a triggerer restarted after an upgrade holds rows with exactly these.
+KINDS_SERIALIZED_BEFORE = (
+    "aoi",
+    "visualization",
+    "insight",
+    "aoi_download",
+    "catalog_download",
+    "delivery",
+    "job",
+    "order_item",
+    "order",
+    "job_package",
+    "task_package",
+    "insight_package",
+)
+
+
+def test_every_kind_is_named_by_its_status_table_resource() -> None:
+    for resource, spec in WATCHABLES.items():
+        assert isinstance(resource, Resource)
+        assert spec.resource is resource
+        assert spec.kind == resource.value
+        assert type(spec.kind) is str
+    # An order is its own resource (its phase comes from its items), not an order item.
+    assert watchable("order").resource is Resource.ORDER
+    assert watchable(Resource.ORDER) is watchable("order")
+
+
+def test_every_operator_and_sensor_waits_on_a_known_kind() -> None:
+    import airflow_provider_pixxel.operators as operators
+    import airflow_provider_pixxel.sensors as sensors
+
+    kinds = {
+        getattr(package, name).watch_kind
+        for package in (operators, sensors)
+        for name in package.__all__
+        if getattr(getattr(package, name), "watch_kind", "")
+    }
+    assert kinds
+    assert {watchable(kind).kind for kind in kinds} == kinds
+
+
+@pytest.mark.parametrize("kind", KINDS_SERIALIZED_BEFORE)
+def test_a_trigger_serialized_by_an_earlier_version_still_runs(sim: Any, kind: str) -> None:
+    with PixxelHook() as hook:
+        ids = watchable(kind).check_ids(_ids_for(kind, sim, hook))
+    serialized = {
+        "kind": kind,
+        "ids": ids,
+        "pixxel_conn_id": "pixxel_default",
+        "poll_interval": 0.01,
+        "deadline": time.time() + 30,
+        "stop_on_kill": False,
+        "project_id": None,
+    }
+
+    trigger = PixxelStatusTrigger(**json.loads(json.dumps(serialized)))
+    event = asyncio.run(first_event(trigger))
+
+    assert trigger.serialize()[1] == serialized
+    assert (event["kind"], event["status"]) == (kind, "success")

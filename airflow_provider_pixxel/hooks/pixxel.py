@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
@@ -49,6 +48,7 @@ from airflow_provider_pixxel.hooks.transport import (
 )
 from airflow_provider_pixxel.spec import enum_values
 from airflow_provider_pixxel.spec.rules import check_request
+from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
 
 JSON = Any
 
@@ -435,7 +435,10 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 ),
                 json=body(
                     visualization_mode=visualization_mode,
-                    legend={visualization_date(day): _json(items) for day, items in legend.items()},
+                    legend={
+                        visualization_date(day, field=f"legend[{day!r}]"): _json(items)
+                        for day, items in legend.items()
+                    },
                     dynamic_bins=dynamic_bins,
                 ),
             )
@@ -447,7 +450,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         visualization_id: str,
         *,
         index_id: str,
-        dates: Sequence[str | date],
+        dates: Sequence[DateLike],
         visualization_mode: str,
     ) -> JSON:
         """Restore a visualization's default legend (``PATCH /v0/aois/{aoi_id}/visualizations/{visualization_id}/metadata``)."""  # noqa: E501
@@ -461,7 +464,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 ),
                 json=body(
                     index_id=index_id,
-                    dates=[visualization_date(day) for day in dates],
+                    dates=[visualization_date(day, field=f"dates[{n}]") for n, day in enumerate(dates)],
                     visualization_mode=_visualization_mode("visualization_mode", visualization_mode),
                 ),
             )
@@ -473,13 +476,13 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         visualization_id: str,
         *,
         index_id: str,
-        date: str | date,
+        date: DateLike,
         visualization_mode: str,
     ) -> bytes:
         """Render one date of a visualization as PNG bytes (``POST /v0/aois/{aoi_id}/visualizations/{visualization_id}/png``)."""  # noqa: E501
         request_body = body(
             index_id=index_id,
-            date=visualization_date(date),
+            date=visualization_date(date, field="date"),
             visualization_mode=_visualization_mode("visualization_mode", visualization_mode),
         )
         result: bytes = self._call(
@@ -497,7 +500,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         aoi_id: str,
         visualization_id: str,
         *,
-        dates: Sequence[str | date],
+        dates: Sequence[DateLike],
         visualization_modes: Sequence[str],
     ) -> JSON:
         """GeoServer SLD styles for dates and modes (``POST /v0/aois/{aoi_id}/visualizations/{visualization_id}/sld``)."""  # noqa: E501
@@ -506,7 +509,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 "POST",
                 path("/v0/aois/{aoi_id}/visualizations/{visualization_id}/sld", aoi_id, visualization_id),
                 json=body(
-                    dates=[visualization_date(day) for day in dates],
+                    dates=[visualization_date(day, field=f"dates[{n}]") for n, day in enumerate(dates)],
                     visualization_modes=[
                         _visualization_mode("visualization_modes", mode) for mode in visualization_modes
                     ],
@@ -1011,26 +1014,6 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
 
 
 # -- argument checks --------------------------------------------------------------------------------
-
-
-def visualization_date(value: str | date) -> str:
-    """A date in the ``YYYY_MM_DD`` form visualization endpoints use.
-
-    Accepts a ``date``/``datetime``, ``YYYY-MM-DD`` or ``YYYY_MM_DD``; anything else is a
-    :class:`PixxelConfigError`.
-    """
-    if isinstance(value, date):
-        return value.strftime("%Y_%m_%d")
-    text = str(value).strip()
-    for layout in ("%Y_%m_%d", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, layout).strftime("%Y_%m_%d")
-        except ValueError:
-            continue
-    raise PixxelConfigError(
-        f"visualization dates are written YYYY_MM_DD (e.g. 2024_05_06); got {value!r}. Pass a "
-        "datetime.date, 'YYYY-MM-DD' or 'YYYY_MM_DD'"
-    )
 
 
 def _one_of(name: str, value: str, allowed: Sequence[str], *, upper: bool = False) -> str:

@@ -6,25 +6,26 @@ files are parsed.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from airflow_provider_pixxel.utils.lazy_import import LazyExports
+
 _MODULE_OF: dict[str, str] = {
-    "PixxelSearchImagesOperator": "aoi",
-    "PixxelArchiveSearchOperator": "aoi",
     "PixxelCreateAOIOperator": "aoi",
-    "PixxelCreateIndexOperator": "aoi",
     "PixxelBaseOperator": "base",
     "PixxelWaitingOperator": "base",
     "PixxelResumableOperator": "base",
     "PixxelSearchCatalogsOperator": "catalog",
     "PixxelCreateDeliveryOperator": "catalog",
-    "PixxelDownloadOperatorBase": "downloads",
+    "PixxelDownloadingOperator": "downloads",
     "PixxelDownloadAssetsOperator": "downloads",
     "PixxelDownloadCatalogsOperator": "downloads",
     "PixxelDownloadJobOperator": "downloads",
     "PixxelDownloadTaskOperator": "downloads",
     "PixxelDownloadInsightsOperator": "downloads",
+    "PixxelSearchImagesOperator": "images",
+    "PixxelArchiveSearchOperator": "images",
+    "PixxelCreateIndexOperator": "indices",
     "PixxelCreateInsightsOperator": "insights",
     "PixxelDeleteInsightsOperator": "insights",
     "PixxelRunJobOperator": "jobs",
@@ -36,15 +37,15 @@ _MODULE_OF: dict[str, str] = {
     "PixxelGenerateIndexPngOperator": "visualizations",
     "PixxelGenerateSldOperator": "visualizations",
 }
+# Names operators had before; still importable, no longer listed.
+_FORMER_NAMES = {"PixxelDownloadOperatorBase": "PixxelDownloadingOperator"}
 
-__all__ = sorted(_MODULE_OF)
+_EXPORTS = LazyExports(__name__, _MODULE_OF, former_names=_FORMER_NAMES)
+__all__ = _EXPORTS.names
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return _EXPORTS.load(name)
 
 
 def __dir__() -> list[str]:

@@ -55,13 +55,6 @@ DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
 
 
-def check_required_text(value: Any, field: str, hint: str) -> str:
-    """A required id argument, stripped; a clear error when it is missing or not text."""
-    if not isinstance(value, str) or not value.strip():
-        raise PixxelConfigError(f"{field} is required and must be a non-empty string ({hint}), got {value!r}")
-    return value.strip()
-
-
 def check_max_cost(max_cost: Any, *, field: str = "max_cost") -> float | None:
     """``max_cost`` as a number of tokens, or None for no limit.
 

@@ -8,8 +8,6 @@ every delivery it created.
 
 from __future__ import annotations
 
-import ast
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -21,6 +19,12 @@ from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError
 from airflow_provider_pixxel.lineage import id_names
 from airflow_provider_pixxel.links import IDS_XCOM_KEY, PixxelAuroraDeliveryLink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
+from airflow_provider_pixxel.utils.arguments import (
+    bounding_box,
+    exactly_one_id_list,
+    id_list,
+    whole_number,
+)
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
@@ -35,69 +39,8 @@ else:
     status_trigger = lazy_import("airflow_provider_pixxel.triggers.status")
 
 CATALOG_PAGE_SIZE = 100
-DEADLINE_XCOM_KEY = "pixxel_wait_deadline"
 _ID_SEPARATOR = ","
-
-
-def id_list(value: Any, *, field: str) -> list[str]:
-    """A list of ids from what a (templated) argument holds, duplicates dropped, order kept.
-
-    Accepts a list or tuple of strings, one id, a comma-separated string, or the JSON / Python text of
-    a list (what ``{{ ti.xcom_pull(...) }}`` renders to without ``render_template_as_native_obj``).
-    ``None`` gives an empty list.
-
-    :raises PixxelConfigError: naming ``field`` when an element is not a non-empty string.
-    """
-    if value is None:
-        return []
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return []
-        if text.startswith("["):
-            value = _parse_list_text(text, field)
-        else:
-            value = [part for part in (piece.strip() for piece in text.split(_ID_SEPARATOR)) if part]
-    if not isinstance(value, (list, tuple)):
-        raise PixxelConfigError(f"{field} must be a list of id strings, got {type(value).__name__} {value!r}")
-    ids: list[str] = []
-    for position, element in enumerate(value):
-        if not isinstance(element, str) or not element.strip():
-            raise PixxelConfigError(
-                f"{field}[{position}] must be a non-empty id string, got {type(element).__name__} {element!r}"
-            )
-        if _ID_SEPARATOR in element:
-            raise PixxelConfigError(f"{field}[{position}] {element!r} holds a comma; give one id per element")
-        if element.strip() not in ids:
-            ids.append(element.strip())
-    return ids
-
-
-def _parse_list_text(text: str, field: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise PixxelConfigError(
-            f"{field}: {text!r} looks like a list but is neither JSON nor a Python literal"
-        ) from None
-
-
-def exactly_one_id_list(
-    first: Any, second: Any, *, first_field: str, second_field: str
-) -> tuple[str, list[str]]:
-    """Which of two mutually exclusive id arguments was given, and its ids."""
-    first_ids = id_list(first, field=first_field)
-    second_ids = id_list(second, field=second_field)
-    if bool(first_ids) == bool(second_ids):
-        given = "both were" if first_ids else "neither was"
-        raise PixxelConfigError(
-            f"give exactly one of {first_field} or {second_field} (a non-empty list of ids); {given} given"
-        )
-    return (first_field, first_ids) if first_ids else (second_field, second_ids)
+DEADLINE_XCOM_KEY = "pixxel_wait_deadline"
 
 
 class PixxelSearchCatalogsOperator(PixxelBaseOperator):
@@ -185,7 +128,7 @@ class PixxelSearchCatalogsOperator(PixxelBaseOperator):
             if values:
                 filters[name] = values
         if self.bbox is not None:
-            filters["bbox"] = _bbox(self.bbox)
+            filters["bbox"] = bounding_box("bbox", self.bbox)
         for name in ("intersects", "query"):
             value = getattr(self, name)
             if value is not None:
@@ -207,12 +150,11 @@ class PixxelSearchCatalogsOperator(PixxelBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         filters = self.filters()
-        if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or self.page_size < 1:
-            raise PixxelConfigError(f"page_size must be a positive whole number, got {self.page_size!r}")
+        page_size = whole_number("page_size", self.page_size, low=1)
         catalog_ids: list[str] = []
         item_ids: list[str] = []
         status_counts: dict[str, int] = {}
-        for catalog in self.hook.iter_catalogs(page_size=self.page_size, **filters):
+        for catalog in self.hook.iter_catalogs(page_size=page_size, **filters):
             catalog_id = str(catalog.get("id") or "")
             if not catalog_id or catalog_id in catalog_ids:
                 continue
@@ -238,18 +180,6 @@ class PixxelSearchCatalogsOperator(PixxelBaseOperator):
             "delivery_status_counts": status_counts,
             "item_ids": item_ids,
         }
-
-
-def _bbox(value: Any) -> list[float]:
-    if isinstance(value, str):
-        value = _parse_list_text(value.strip(), "bbox")
-    try:
-        numbers = [float(number) for number in value]
-    except (TypeError, ValueError):
-        numbers = []
-    if len(numbers) != 4:
-        raise PixxelConfigError(f"bbox must be four numbers [west, south, east, north], got {value!r}")
-    return numbers
 
 
 class PixxelCreateDeliveryOperator(PixxelResumableOperator):

@@ -31,7 +31,7 @@ from airflow_provider_pixxel.links import (
     PixxelAuroraJobLink,
 )
 from airflow_provider_pixxel.operators.base import PixxelResumableOperator
-from airflow_provider_pixxel.operators.catalog import exactly_one_id_list, id_list
+from airflow_provider_pixxel.utils.arguments import exactly_one_id_list, id_list, require_text
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
@@ -46,13 +46,7 @@ else:
 PENDING_ID = "pending"
 
 
-def _required_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PixxelConfigError(f"{field} must be a non-empty id string, got {value!r}")
-    return value.strip()
-
-
-class PixxelDownloadOperatorBase(PixxelResumableOperator):
+class PixxelDownloadingOperator(PixxelResumableOperator):
     """What every download operator shares: where files go, and fetching once the URL is ready.
 
     Subclasses set :attr:`watch_kind`, implement :meth:`start` (request the download, return its ids),
@@ -162,7 +156,7 @@ def _url_of(answer: Any) -> str:
     return url if isinstance(url, str) else ""
 
 
-class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadAssetsOperator(PixxelDownloadingOperator):
     """Download assets of an AOI (mosaics, STAC items...) as one zip package.
 
     Requests the package (``POST /v0/aois/{aoi_id}/downloads``), waits until it is ready and fetches
@@ -185,7 +179,7 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
     operator_extra_links = (PixxelAuroraAOILink(),)
     watch_kind = "aoi_download"
     external_id_key = "pixxel_aoi_download_ids"
-    template_fields: Sequence[str] = (*PixxelDownloadOperatorBase.template_fields, "aoi_id", "asset_ids")
+    template_fields: Sequence[str] = (*PixxelDownloadingOperator.template_fields, "aoi_id", "asset_ids")
 
     def __init__(self, *, aoi_id: str, asset_ids: Sequence[str] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -197,7 +191,7 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
             raise PixxelConfigError(
                 "asset_ids must list at least one asset id (see PixxelHook.list_assets())"
             )
-        return {"aoi_id": _required_id(self.aoi_id, "aoi_id")}
+        return {"aoi_id": require_text("aoi_id", self.aoi_id)}
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
         return [f"aoi/{ids['aoi_id']}"]
@@ -218,7 +212,7 @@ class PixxelDownloadAssetsOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.get_aoi_download(ids["aoi_id"], ids["download_id"]))
 
 
-class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadCatalogsOperator(PixxelDownloadingOperator):
     """Download purchased imagery (catalogs, or all catalogs of order items) as one zip package.
 
     Give exactly one of ``catalog_ids`` or ``order_item_ids``. Requests the package
@@ -238,7 +232,7 @@ class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
     watch_kind = "catalog_download"
     external_id_key = "pixxel_catalog_download_ids"
     template_fields: Sequence[str] = (
-        *PixxelDownloadOperatorBase.template_fields,
+        *PixxelDownloadingOperator.template_fields,
         "catalog_ids",
         "order_item_ids",
     )
@@ -283,7 +277,7 @@ class PixxelDownloadCatalogsOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.get_catalog_download(ids["download_id"]))
 
 
-class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadJobOperator(PixxelDownloadingOperator):
     """Download the inputs and outputs of a workflow job run as one zip package.
 
     The package is requested with ``PUT .../jobs/{job_id}/download``, which is re-sent until the
@@ -303,7 +297,7 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
     operator_extra_links = (PixxelAuroraJobLink(),)
     watch_kind = "job_package"
     external_id_key = "pixxel_job_package_ids"
-    template_fields: Sequence[str] = (*PixxelDownloadOperatorBase.template_fields, "workflow_id", "job_id")
+    template_fields: Sequence[str] = (*PixxelDownloadingOperator.template_fields, "workflow_id", "job_id")
 
     def __init__(self, *, workflow_id: str, job_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -312,8 +306,8 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
 
     def check_arguments(self) -> dict[str, str]:
         return {
-            "workflow_id": _required_id(self.workflow_id, "workflow_id"),
-            "job_id": _required_id(self.job_id, "job_id"),
+            "workflow_id": require_text("workflow_id", self.workflow_id),
+            "job_id": require_text("job_id", self.job_id),
         }
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
@@ -330,7 +324,7 @@ class PixxelDownloadJobOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.download_job(ids["workflow_id"], ids["job_id"]))
 
 
-class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadTaskOperator(PixxelDownloadingOperator):
     """Download the assets of one task of a workflow job run as one zip package.
 
     ``task_id`` here is the Pixxel job task's id (``job["tasks"][i]["id"]``); the Airflow task's own id
@@ -351,7 +345,7 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
     watch_kind = "task_package"
     external_id_key = "pixxel_task_package_ids"
     template_fields: Sequence[str] = (
-        *PixxelDownloadOperatorBase.template_fields,
+        *PixxelDownloadingOperator.template_fields,
         "workflow_id",
         "job_id",
         "job_task_id",
@@ -365,9 +359,9 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
 
     def check_arguments(self) -> dict[str, str]:
         return {
-            "workflow_id": _required_id(self.workflow_id, "workflow_id"),
-            "job_id": _required_id(self.job_id, "job_id"),
-            "task_id": _required_id(self.job_task_id, "job_task_id"),
+            "workflow_id": require_text("workflow_id", self.workflow_id),
+            "job_id": require_text("job_id", self.job_id),
+            "task_id": require_text("job_task_id", self.job_task_id),
         }
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
@@ -383,7 +377,7 @@ class PixxelDownloadTaskOperator(PixxelDownloadOperatorBase):
         return _url_of(self.hook.download_task(ids["workflow_id"], ids["job_id"], ids["task_id"]))
 
 
-class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
+class PixxelDownloadInsightsOperator(PixxelDownloadingOperator):
     """Download an insight's inputs and outputs as one zip package.
 
     :param aoi_id: the insight's AOI.
@@ -406,7 +400,7 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
     watch_kind = "insight_package"
     external_id_key = "pixxel_insight_package_ids"
     template_fields: Sequence[str] = (
-        *PixxelDownloadOperatorBase.template_fields,
+        *PixxelDownloadingOperator.template_fields,
         "aoi_id",
         "insight_id",
         "inputs",
@@ -430,8 +424,8 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
 
     def check_arguments(self) -> dict[str, str]:
         ids = {
-            "aoi_id": _required_id(self.aoi_id, "aoi_id"),
-            "insight_id": _required_id(self.insight_id, "insight_id"),
+            "aoi_id": require_text("aoi_id", self.aoi_id),
+            "insight_id": require_text("insight_id", self.insight_id),
         }
         # The selection travels with the ids, so every status read (inline, in the triggerer or after
         # a retry) re-sends it and checks this package, not the default one.
@@ -462,11 +456,15 @@ class PixxelDownloadInsightsOperator(PixxelDownloadOperatorBase):
         )
 
 
+# The name before the base classes followed one pattern (Pixxel<what it adds>Operator); kept for
+# operators users derived from it.
+PixxelDownloadOperatorBase = PixxelDownloadingOperator
+
 __all__ = [
     "PixxelDownloadAssetsOperator",
     "PixxelDownloadCatalogsOperator",
     "PixxelDownloadInsightsOperator",
     "PixxelDownloadJobOperator",
-    "PixxelDownloadOperatorBase",
     "PixxelDownloadTaskOperator",
+    "PixxelDownloadingOperator",
 ]

@@ -1,7 +1,7 @@
 """Run an insight (one processing block over an AOI), and delete insights.
 
-An insight's ``input`` is a list of the block's own input descriptions, each with a value added
-(FACTS.md §6.2). :func:`build_insight_input` builds that list from the block's spec and a plain
+An insight's ``input`` is a list of the block's own input descriptions, each with a value added.
+:func:`build_insight_input` builds that list from the block's spec and a plain
 ``{input name: value}`` dict, so a DAG does not have to copy the spec by hand. Insights cost tokens:
 the operator asks for an estimate first (``estimate=true``) and refuses to run above ``max_cost``.
 """
@@ -18,14 +18,15 @@ from airflow_provider_pixxel.operators.base import (
     PixxelBaseOperator,
     PixxelResumableOperator,
     check_max_cost,
-    check_required_text,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.utils.arguments import require_text
+from airflow_provider_pixxel.utils.dates import iso_date, rfc3339
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# Keys a caller may give for one raster input instead of a plain value (FACTS.md §6.2, step 2).
+# Keys a caller may give for one raster input instead of a plain value.
 RASTER_VALUE_KEYS = frozenset({"value", "stac_url", "asset_source"})
 
 
@@ -41,13 +42,13 @@ def _block_spec(block_version: Any) -> Mapping[str, Any]:
 
 
 def _input_value(name: str, value: Any) -> str:
-    # The API wants every value as a string; its "type" says how to read it (FACTS.md §6.2).
+    # The API wants every value as a string; its "type" says how to read it (the block's input spec).
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return value.isoformat()
+        return rfc3339(value, field=f"input_values[{name!r}]")
     if isinstance(value, date):
-        return value.isoformat()
+        return iso_date(value, field=f"input_values[{name!r}]")
     if isinstance(value, (str, int, float)):
         return str(value)
     raise PixxelConfigError(
@@ -119,9 +120,9 @@ def _resolve_block(block: Any, block_name: Any, block_version: Any) -> dict[str,
         block_name, block_version = block.get("name"), block.get("version")
     hint = "list blocks with PixxelHook.list_blocks(mode='insight')"
     return {
-        "name": check_required_text(block_name, "block name", hint),
-        "version": check_required_text(
-            block_version, "block version", "see PixxelHook.get_block_versions(name)"
+        "name": require_text("block name", block_name, hint=hint),
+        "version": require_text(
+            "block version", block_version, hint="see PixxelHook.get_block_versions(name)"
         ),
     }
 
@@ -152,8 +153,8 @@ def _check_input(input: Any) -> list[dict[str, Any]]:
 class PixxelCreateInsightsOperator(PixxelResumableOperator):
     """Run a processing block over an AOI as an insight, after checking its price, and wait for it.
 
-    ``input`` is either given whole (the block's ``spec.inputs`` entries with values added, FACTS.md
-    §6.2) or built from ``input_values`` (``{input name: value}``) and the block's spec, which the
+    ``input`` is either given whole (the block's ``spec.inputs`` entries with values added)
+    or built from ``input_values`` (``{input name: value}``) and the block's spec, which the
     operator reads with ``get_block_version``; unknown or missing input names fail before anything is
     sent to be run. The price is asked first (``estimate=true``), logged, and compared with
     ``max_cost``. The insight's ids are stored in ``task_state_store`` as soon as it exists, so a retry
@@ -244,7 +245,7 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
         self.stop_on_kill = stop_on_kill
 
     def _checked_arguments(self) -> tuple[str, dict[str, str], dict[str, str] | None, float | None]:
-        aoi_id = check_required_text(self.aoi_id, "aoi_id", "the id of the AOI to run the insight on")
+        aoi_id = require_text("aoi_id", self.aoi_id, hint="the id of the AOI to run the insight on")
         block = _resolve_block(self.block, self.block_name, self.block_version)
         if (self.input is None) == (self.input_values is None):
             raise PixxelConfigError(
@@ -258,7 +259,7 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
                 f"input_values must be a non-empty dict of input name to value, got {self.input_values!r}"
             )
         if self.project_id is not None:
-            check_required_text(self.project_id, "project_id", "or leave it unset to use the connection's")
+            require_text("project_id", self.project_id, hint="or leave it unset to use the connection's")
         return aoi_id, block, _check_metadata(self.metadata), check_max_cost(self.max_cost)
 
     def execute(self, context: Context) -> Any:
@@ -374,10 +375,10 @@ class PixxelDeleteInsightsOperator(PixxelBaseOperator):
         self.project_id = project_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        aoi_id = check_required_text(self.aoi_id, "aoi_id", "the AOI the insight was run on")
-        insight_id = check_required_text(self.insight_id, "insight_id", "the id create_insights returned")
+        aoi_id = require_text("aoi_id", self.aoi_id, hint="the AOI the insight was run on")
+        insight_id = require_text("insight_id", self.insight_id, hint="the id create_insights returned")
         if self.project_id is not None:
-            check_required_text(self.project_id, "project_id", "or leave it unset to use the connection's")
+            require_text("project_id", self.project_id, hint="or leave it unset to use the connection's")
         self.hook.delete_insights(aoi_id, insight_id, project_id=self.project_id)
         self.log.info("Deleted insight %s of AOI %s", insight_id, aoi_id)
         return {"aoi_id": aoi_id, "insight_id": insight_id, "deleted": True}

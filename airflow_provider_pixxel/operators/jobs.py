@@ -1,6 +1,6 @@
 """Run a saved Aurora workflow as a job and wait for it.
 
-A job runs the workflow exactly as it is saved in Aurora (FACTS.md §6.1): the API takes no inputs,
+A job runs the workflow exactly as it is saved in Aurora: the API takes no inputs,
 only the workflow and the project. Runs are billable, so the operator prices the workflow first
 (``get_workflow_cost_estimate``) and refuses to start it above ``max_cost``; the job's ids are kept in
 ``task_state_store`` so that a retried task reconnects to its job instead of paying for another.
@@ -18,9 +18,9 @@ from airflow_provider_pixxel.links import PixxelAuroraJobLink
 from airflow_provider_pixxel.operators.base import (
     PixxelResumableOperator,
     check_max_cost,
-    check_required_text,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.utils.arguments import require_text
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
@@ -98,12 +98,14 @@ class PixxelRunJobOperator(PixxelResumableOperator):
 
     def execute(self, context: Context) -> Any:
         # Every argument is checked before the first request, reconnect reads included.
-        self.workflow_id = check_required_text(
-            self.workflow_id, "workflow_id", "list workflows with PixxelHook.list_workflows()"
+        self.workflow_id = require_text(
+            "workflow_id", self.workflow_id, hint="list workflows with PixxelHook.list_workflows()"
         )
         if self.project_id is not None:
-            self.project_id = check_required_text(
-                self.project_id, "project_id", "or leave it unset to use the connection's project_id extra"
+            self.project_id = require_text(
+                "project_id",
+                self.project_id,
+                hint="or leave it unset to use the connection's project_id extra",
             )
         check_max_cost(self.max_cost)
         return super().execute(context)

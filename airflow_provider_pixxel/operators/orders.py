@@ -26,6 +26,7 @@ from airflow_provider_pixxel.operators.base import (
     refuse_above_max_cost,
 )
 from airflow_provider_pixxel.spec import component, enum_values, field_names
+from airflow_provider_pixxel.utils.arguments import require_text, whole_number
 from airflow_provider_pixxel.utils.dates import check_tasking_window, order_item_date
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
@@ -68,30 +69,14 @@ def _sendable(field: str) -> tuple[str, ...]:
 
 def _text(item: Mapping[str, Any], key: str, where: str, *, required: bool) -> str | None:
     value = item.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise PixxelConfigError(f"{where}.{key} is required")
+    if not required and (value is None or (isinstance(value, str) and not value.strip())):
         return None
-    if not isinstance(value, str):
-        raise PixxelConfigError(f"{where}.{key} must be a string, got {type(value).__name__} {value!r}")
-    return value.strip()
+    return require_text(f"{where}.{key}", value)
 
 
 def _whole_number(item: Mapping[str, Any], key: str, where: str, low: int, high: int | None) -> int | None:
     value = item.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        limit = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise PixxelConfigError(f"{where}.{key} must be a whole number {limit}, got {value!r}")
-    return value
+    return None if value is None else whole_number(f"{where}.{key}", value, low=low, high=high)
 
 
 def _enum(item: Mapping[str, Any], key: str, where: str, allowed: Sequence[str]) -> str | None:

@@ -17,11 +17,12 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, 
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError, PixxelValidationError
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator
+from airflow_provider_pixxel.utils.arguments import require_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# The secrets each bucket type needs (FACTS.md §6.5), and where in a connection each may come from:
+# The secrets each bucket type needs, and where in a connection each may come from:
 # an extra named as the API names it, then the listed fallbacks ("login"/"password" are the
 # connection's own fields; other names are extras as other providers' connections spell them).
 SECRET_SOURCES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
@@ -147,8 +148,7 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
 
     def checked_request(self) -> tuple[str, str, dict[str, Any], dict[str, str] | None]:
         """Name, type, configs and labels, checked before anything is sent."""
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise PixxelConfigError("name must be a non-empty string (unique within the workspace)")
+        name = require_text("name", self.name, hint="unique within the workspace")
         store_type = str(self.type or "").strip().upper()
         if store_type not in STORE_TYPES:
             raise PixxelConfigError(f"type must be one of {', '.join(STORE_TYPES)}, got {self.type!r}")
@@ -178,7 +178,7 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
             raise PixxelConfigError(
                 "secrets_conn_id must name the Airflow connection holding the bucket secrets"
             )
-        return self.name.strip(), store_type, configs, labels
+        return name, store_type, configs, labels
 
     def _existing(self, name: str) -> Mapping[str, Any] | None:
         for store in (self.hook.list_stores() or {}).get("stores") or []:
@@ -273,9 +273,7 @@ class PixxelDeleteStoreOperator(PixxelBaseOperator):
         self.missing_ok = missing_ok
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if not isinstance(self.store_id, str) or not self.store_id.strip():
-            raise PixxelConfigError("store_id must be a non-empty store id (see PixxelHook.list_stores())")
-        store_id = self.store_id.strip()
+        store_id = require_text("store_id", self.store_id, hint="see PixxelHook.list_stores()")
         try:
             self.hook.delete_store(store_id)
         except PixxelNotFoundError:

@@ -25,14 +25,14 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelValidationError
 from airflow_provider_pixxel.links import PixxelAuroraVisualizationLink
-from airflow_provider_pixxel.operators.aoi import (
-    decode_json_text,
-    require_count,
-    require_text,
-    require_text_list,
-)
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
 from airflow_provider_pixxel.spec import enum_values
+from airflow_provider_pixxel.utils.arguments import (
+    decode_json_text,
+    require_text,
+    require_text_list,
+    whole_number,
+)
 from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
@@ -273,7 +273,8 @@ class PixxelUpdateVisualizationMetadataOperator(PixxelBaseOperator):
     * With ``rollback=True`` or ``dates``: ``PATCH .../metadata`` recomputes the legend of those dates
       from the source data; this needs ``index_id``.
 
-    Dates accept ``date`` objects, ``{{ ds }}`` (``YYYY-MM-DD``) and ``YYYY_MM_DD``. Returns
+    Dates accept ``date``/``datetime`` objects, ``{{ ds }}`` (``YYYY-MM-DD``), ``YYYY_MM_DD`` and ISO
+    date-times such as ``{{ ts }}`` (their UTC date). Returns
     ``{"aoi_id", "visualization_id", "visualization_mode", "dates", "action"}``.
 
     Example::
@@ -369,7 +370,9 @@ class PixxelUpdateVisualizationMetadataOperator(PixxelBaseOperator):
                     "dynamic_bins is required in dynamic mode: a number of classes from 1 to "
                     f"{MAX_DYNAMIC_BINS}"
                 )
-            request["dynamic_bins"] = require_count("dynamic_bins", self.dynamic_bins, 1, MAX_DYNAMIC_BINS)
+            request["dynamic_bins"] = whole_number(
+                "dynamic_bins", self.dynamic_bins, low=1, high=MAX_DYNAMIC_BINS
+            )
         elif self.dynamic_bins is not None:
             raise PixxelConfigError("dynamic_bins applies to dynamic mode only; drop it for theoretical mode")
         return request
@@ -447,7 +450,7 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
     :param aoi_id: the AOI.
     :param visualization_id: the visualization.
     :param index_id: the visualization's index.
-    :param date: the date to render: ``{{ ds }}``, ``YYYY_MM_DD`` or a date object.
+    :param date: the date to render: ``{{ ds }}``, ``YYYY_MM_DD``, an ISO date-time or a date object.
     :param visualization_mode: ``dynamic`` (default) or ``theoretical`` legend.
     :param destination: local path, ``ObjectStoragePath`` or URL such as ``s3://bucket/ndvi/{{ ds }}.png``.
 

@@ -6,8 +6,9 @@ files are parsed.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from airflow_provider_pixxel.utils.lazy_import import LazyExports
 
 _MODULE_OF: dict[str, str] = {
     "PixxelAOISensor": "aoi",
@@ -21,14 +22,12 @@ _MODULE_OF: dict[str, str] = {
     "PixxelVisualizationSensor": "visualizations",
 }
 
-__all__ = sorted(_MODULE_OF)
+_EXPORTS = LazyExports(__name__, _MODULE_OF)
+__all__ = _EXPORTS.names
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return _EXPORTS.load(name)
 
 
 def __dir__() -> list[str]:

@@ -16,14 +16,15 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.simulator.state import SimulatorError, SimulatorState, bad_request
 from airflow_provider_pixxel.spec.rules import body_problems, check_query, rules
+from airflow_provider_pixxel.utils.dates import parse_date, parse_datetime
 
 VISUALIZATION_DATE = re.compile(r"^\d{4}_\d{2}_\d{2}$")
 RECORDED_BODY_KEY = "pixxel_simulator_body"
@@ -163,14 +164,11 @@ def parse_instant(value: Any, field: str) -> float:
     if not isinstance(value, str) or not value:
         raise bad_request(f"{field}: expected an RFC 3339 timestamp such as 2024-05-06T00:00:00Z")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return parse_datetime(value, field=field).timestamp()
+    except PixxelConfigError:
         raise bad_request(
             f"{field}: {value!r} is not an RFC 3339 timestamp such as 2024-05-06T00:00:00Z"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def parse_interval(value: str, field: str) -> tuple[float, float]:
@@ -190,8 +188,8 @@ def check_visualization_date(value: Any, field: str) -> str:
     if not isinstance(value, str) or not VISUALIZATION_DATE.match(value):
         raise bad_request(f"{field}: {value!r} is not a date in the YYYY_MM_DD form, e.g. 2024_05_06")
     try:
-        datetime.strptime(value, "%Y_%m_%d")
-    except ValueError:
+        parse_date(value, field=field)
+    except PixxelConfigError:
         raise bad_request(f"{field}: {value!r} is not a real calendar date") from None
     return value
 

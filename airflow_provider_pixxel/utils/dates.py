@@ -1,6 +1,6 @@
 """Dates and times in the forms each Pixxel endpoint takes, checked before anything is sent.
 
-Pixxel uses a different date form almost everywhere (FACTS §2): ``2024_05_06`` for visualizations,
+Pixxel uses a different date form almost everywhere: ``2024_05_06`` for visualizations,
 ``2023-04-18T11:56:49.865Z`` for image search, ``start/end`` intervals with ``..`` for archive and
 catalog search, ``2020-10-22T00:00:00Z`` for order items. Operators accept one set of inputs for all
 of them, so ``{{ ds }}``, ``{{ ts }}``, ``{{ data_interval_start }}`` and plain Python values work
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime
 import re
+
+import pendulum.parsing
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 
@@ -49,11 +51,13 @@ ACCEPTED_FORMS = (
 )
 
 _UTC = datetime.timezone.utc
-_DATE_PATTERN = re.compile(r"(?P<year>\d{4})(?P<sep>[-_])(?P<month>\d{2})(?P=sep)(?P<day>\d{2})", re.ASCII)
-_DATETIME_PATTERN = re.compile(
-    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})[Tt ]"
-    r"(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?"
-    r"(?P<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?",
+# The documented forms, and only those: pendulum alone would also take ``20240506``, week dates
+# (``2024-W19``) and ordinal dates, which no Pixxel endpoint or template writes, so a typo there would
+# become a silently different date. The pattern picks the form; pendulum builds the value.
+_DOCUMENTED_FORM = re.compile(
+    r"\d{4}(?P<sep>[-_])\d{2}(?P=sep)\d{2}"
+    r"|\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
+    r"(?P<offset>[Zz]|[+-](?P<hours>\d{2})(?::?(?P<minutes>\d{2}))?)?",
     re.ASCII,
 )
 
@@ -63,40 +67,24 @@ def _refuse(field: str, value: object, reason: str = "") -> PixxelConfigError:
     return PixxelConfigError(f"{field}: {value!r} is not a valid date{detail}. Accepted: {ACCEPTED_FORMS}")
 
 
-def _build_date(field: str, text: str, year: str, month: str, day: str) -> datetime.date:
-    try:
-        return datetime.date(int(year), int(month), int(day))
-    except ValueError as error:
-        raise _refuse(field, text, str(error)) from None
-
-
-def _parse_offset(field: str, text: str, offset: str | None) -> datetime.tzinfo:
-    if offset is None or offset in ("Z", "z"):
-        return _UTC
-    sign = -1 if offset[0] == "-" else 1
-    digits = offset[1:].replace(":", "")
-    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-    if hours > 23 or minutes > 59:
-        raise _refuse(field, text, f"UTC offset {offset} is out of range")
-    return datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
-
-
-def _parse_datetime_text(field: str, text: str) -> datetime.datetime:
-    match = _DATETIME_PATTERN.fullmatch(text)
-    if match is None:
+def _parse_text(field: str, text: str) -> datetime.date | datetime.datetime:
+    """A documented date or date-time string, built by pendulum's ISO 8601 parser."""
+    form = _DOCUMENTED_FORM.fullmatch(text)
+    if form is None:
         raise _refuse(field, text)
-    parts = match.groupdict()
-    date = _build_date(field, text, parts["year"], parts["month"], parts["day"])
-    fraction = (parts["fraction"] or "").ljust(6, "0")[:6]
+    # YYYY_MM_DD is the ISO date with other separators; pendulum reads the upper-case T and Z only.
+    iso = text.replace("_", "-") if form["sep"] == "_" else text.upper()
+    if form["hours"] is not None and (int(form["hours"]) > 23 or int(form["minutes"] or 0) > 59):
+        raise _refuse(field, text, f"UTC offset {form['offset']} is out of range")
     try:
-        parsed = datetime.datetime.combine(
-            date,
-            datetime.time(int(parts["hour"]), int(parts["minute"]), int(parts["second"] or 0), int(fraction)),
-            tzinfo=_parse_offset(field, text, parts["offset"]),
-        )
-    except ValueError as error:
+        parsed = pendulum.parsing.parse_iso8601(iso)
+    except ValueError as error:  # pendulum says which part is out of range: "day is out of range..."
         raise _refuse(field, text, str(error)) from None
-    return parsed.astimezone(_UTC)
+    if isinstance(parsed, datetime.datetime):
+        return _to_utc(parsed)
+    if isinstance(parsed, datetime.date):
+        return parsed
+    raise _refuse(field, text)  # pragma: no cover - the pattern admits no duration or time alone
 
 
 def _to_utc(value: datetime.datetime) -> datetime.datetime:
@@ -119,11 +107,7 @@ def _parse(value: object, field: str) -> datetime.date | datetime.datetime:
         raise PixxelConfigError(
             f"{field}: expected a date, got {type(value).__name__} {value!r}. Accepted: {ACCEPTED_FORMS}"
         )
-    text = value.strip()
-    date_match = _DATE_PATTERN.fullmatch(text)
-    if date_match is not None:
-        return _build_date(field, text, date_match["year"], date_match["month"], date_match["day"])
-    return _parse_datetime_text(field, text)
+    return _parse_text(field, value.strip())
 
 
 def parse_date(value: DateLike, *, field: str = "date") -> datetime.date:

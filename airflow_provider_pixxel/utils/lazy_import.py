@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import types
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -40,3 +41,30 @@ def lazy_import(name: str) -> types.ModuleType:
     if importlib.util.find_spec(name) is None:
         raise ModuleNotFoundError(f"no module named {name!r}", name=name)
     return _ModuleImportedOnFirstUse(name)
+
+
+class LazyExports:
+    """The public names of a package whose names import their module on first use.
+
+    ``import airflow_provider_pixxel.operators`` then imports no operator module; the first read of
+    ``PixxelRunJobOperator`` imports ``.jobs`` alone. The package keeps a plain module ``__getattr__``
+    (so type checkers see one) that calls :meth:`load`.
+
+    :param module_of: public name -> the submodule (relative to ``package``) defining it.
+    :param former_names: an earlier name -> today's, still readable but not listed in :attr:`names`.
+    """
+
+    def __init__(
+        self, package: str, module_of: Mapping[str, str], *, former_names: Mapping[str, str] | None = None
+    ) -> None:
+        self.package = package
+        self.module_of = dict(module_of)
+        self.former_names = dict(former_names or {})
+        self.names = sorted(self.module_of)
+
+    def load(self, name: str) -> Any:
+        current = self.former_names.get(name, name)
+        module = self.module_of.get(current)
+        if module is None:
+            raise AttributeError(f"module {self.package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{self.package}.{module}"), current)

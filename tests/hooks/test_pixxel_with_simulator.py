@@ -6,6 +6,7 @@ imported in ``conftest.py``.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from airflow_provider_pixxel.exceptions import PixxelAuthError, PixxelValidationError
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
+from airflow_provider_pixxel.utils.dates import visualization_date as operator_visualization_date
+from tests.date_forms import documented_date_forms
 
 
 @pytest.fixture
@@ -96,3 +99,26 @@ async def test_async_hook_reads(pixxel_connection: str) -> None:
     async with PixxelAsyncHook(pixxel_connection) as hook:
         assert (await hook.get_aoi(aoi_id))["aoi_id"] == aoi_id
         assert "deliveries" in await hook.list_deliveries()
+
+
+@pytest.mark.parametrize("form", list(documented_date_forms(date(2024, 5, 6))))
+def test_the_hook_sends_every_date_form_the_operators_accept(
+    sim_hook: PixxelHook, pixxel_simulator: Any, form: str
+) -> None:
+    visualization = next(iter(pixxel_simulator.state.visualizations.values()))
+    wire_day = sorted(visualization["legend"])[0]
+    value = documented_date_forms(datetime.strptime(wire_day, "%Y_%m_%d").date())[form]
+    # The operators' own formatter, which the hook must agree with.
+    assert operator_visualization_date(value) == wire_day
+
+    png = sim_hook.generate_index_png(
+        visualization["aoi_id"],
+        visualization["id"],
+        index_id=visualization["index_id"],
+        date=value,
+        visualization_mode="dynamic",
+    )
+
+    assert png.startswith(b"\x89PNG")
+    (request,) = pixxel_simulator.state.requests("POST", "*/png")
+    assert request.body["date"] == wire_day

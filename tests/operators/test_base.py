@@ -14,7 +14,6 @@ from airflow_provider_pixxel.operators.base import (
     PixxelResumableOperator,
     PixxelWaitingOperator,
     check_max_cost,
-    check_required_text,
     refuse_above_max_cost,
 )
 from airflow_provider_pixxel.simulator.state import Outcome
@@ -212,9 +211,3 @@ def test_refuse_above_max_cost() -> None:
         refuse_above_max_cost(None, 50.0, subject="the order", consequence="nothing was bought")
     with pytest.raises(AirflowFailException, match="no usable price"):
         refuse_above_max_cost(True, 50.0, subject="the order", consequence="nothing was bought")
-
-
-def test_check_required_text() -> None:
-    assert check_required_text(" wf-1 ", "workflow_id", "hint") == "wf-1"
-    with pytest.raises(PixxelConfigError, match=r"workflow_id is required .*\(list them\)"):
-        check_required_text(" ", "workflow_id", "list them")

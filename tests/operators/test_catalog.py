@@ -11,31 +11,9 @@ from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelWaitTime
 from airflow_provider_pixxel.operators.catalog import (
     PixxelCreateDeliveryOperator,
     PixxelSearchCatalogsOperator,
-    id_list,
 )
 from tests.operators.pixxel_sim import context, fulfilled_order, recurring_item
 from tests.task_runner import DictTaskStateStore, requires_task_state_store, run_task
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, []),
-        ("a", ["a"]),
-        ("a, b,a", ["a", "b"]),
-        ('["a", "b"]', ["a", "b"]),
-        ("['a', 'b']", ["a", "b"]),
-        (("a", "b"), ["a", "b"]),
-    ],
-)
-def test_id_list_reads_what_templates_render(value, expected):
-    assert id_list(value, field="ids") == expected
-
-
-@pytest.mark.parametrize("value", [[1], [""], "[oops", {"a": 1}, ["a,b"]])
-def test_id_list_refuses_non_ids(value):
-    with pytest.raises(PixxelConfigError, match="ids"):
-        id_list(value, field="ids")
 
 
 def test_search_walks_every_page(sim):

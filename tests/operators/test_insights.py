@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
@@ -177,6 +178,10 @@ def test_build_insight_input_converts_values_to_strings() -> None:
     built = build_insight_input(block, {"start_date": date(2024, 1, 1), "enabled": True})
 
     assert [entry["value"] for entry in built] == ["2024-01-01", "true"]
+    # A date-time is written as the provider writes every instant: RFC 3339 in UTC.
+    paris_noon = pendulum.datetime(2024, 1, 1, 12, tz="Europe/Paris")
+    built = build_insight_input(block, {"start_date": paris_noon, "enabled": False})
+    assert [entry["value"] for entry in built] == ["2024-01-01T11:00:00Z", "false"]
 
 
 @pytest.mark.parametrize("deferrable", [True, False])

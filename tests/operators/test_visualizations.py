@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import uuid
@@ -27,6 +28,7 @@ from airflow_provider_pixxel.operators.visualizations import (
     png_dimensions,
 )
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
+from tests.date_forms import documented_date_forms
 from tests.task_runner import DictTaskStateStore, make_context, requires_task_state_store, run_task
 
 FAST = {"poll_interval": 0.01, "timeout": 5.0}
@@ -508,3 +510,16 @@ def test_sld_refuses_bad_input_before_any_request(
     with pytest.raises(PixxelConfigError, match=message):
         run_task(sld_operator(seeded, **arguments))
     assert sim.state.requests() == []
+
+
+@pytest.mark.parametrize("form", list(documented_date_forms(datetime.date(2024, 5, 6))))
+def test_png_accepts_every_documented_date_form(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path, form: str
+) -> None:
+    day = seeded["dates"][0]
+    value = documented_date_forms(datetime.datetime.strptime(day, "%Y_%m_%d").date())[form]
+
+    run_task(png_operator(seeded, f"{tmp_path}/", date=value))
+
+    (request,) = sim.state.requests("POST", "*/png")
+    assert request.body["date"] == day

@@ -410,3 +410,24 @@ def test_same_seed_same_workspace() -> None:
         ids = [sorted(s.state.projects) + sorted(s.state.items) for s in (first, second, third)]
     assert ids[0] == ids[1]
     assert ids[0] != ids[2]
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["2024-05-06T10:30:00Z", "2024-05-06T10:30:00.865Z", "2024-05-06T16:00:00+05:30", "2024-05-06T10:30:00z"],
+)
+def test_search_reads_every_rfc3339_form_with_the_providers_parser(
+    instant: tuple[SimulatorHandle, Client], start: str
+) -> None:
+    _, api = instant
+    body = {
+        "start_date": start,
+        "end_date": "2024-05-07T00:00:00Z",
+        "satellites": [{"collection_id": "pixxel-td2", "satellite_id": TD2_ID}],
+        "geometry": GEOMETRY,
+        "limit": 5,
+    }
+    assert "items" in api("POST", "/v0/search", json=body)
+
+    refused = api("POST", "/v0/search", 400, json={**body, "start_date": "2024-02-30T10:30:00Z"})
+    assert "start_date" in str(refused)
