@@ -437,7 +437,6 @@ async def test_a_trickled_answer_ends_at_the_call_timeout(
 async def test_the_call_timeout_applies_to_each_attempt(
     monkeypatch: pytest.MonkeyPatch, api: Loopback, client: str
 ) -> None:
-    api.routes[JOB_PATH] = answers_in_turn(b'{"status": "running"')  # replaced below after one trickle
     served: list[int] = []
 
     def trickle_once(exchange: Exchange) -> None:
@@ -448,7 +447,7 @@ async def test_the_call_timeout_applies_to_each_attempt(
             exchange.json(job_answer())
 
     api.routes[JOB_PATH] = trickle_once
-    connect(monkeypatch, api.base_url, call_timeout=0.5)
+    connect(monkeypatch, api.base_url, call_timeout=1)
 
     assert (await send(client, "get_job", "wf-1", "job-1", max_retries=1))["status"] == "completed"
     assert len(served) == 2
@@ -472,6 +471,31 @@ def test_a_total_of_a_trillion_stops_at_the_page_cap(monkeypatch: pytest.MonkeyP
 
     assert len(taken) == 10
     assert len(api.requests) == 5
+
+
+def test_project_pages_without_end_stop_at_the_page_cap(
+    monkeypatch: pytest.MonkeyPatch, api: Loopback
+) -> None:
+    # Full pages and no count: without a cap, page_num would climb for ever.
+    api.routes["/v0/projects"] = lambda exchange: exchange.json({"projects": [{"id": "p"}, {"id": "q"}]})
+    connect(monkeypatch, api.base_url)
+
+    with PixxelHook(retry_policy=fast_policy()) as hook:
+        projects = hook.iter_projects(page_size=2, max_pages=3)
+        with pytest.raises(PixxelPagingError, match="after 3 pages \\(6 items\\)"):
+            list(projects)
+
+    assert len(api.requests) == 3
+
+
+def test_a_project_page_that_is_a_list_is_an_api_error(
+    monkeypatch: pytest.MonkeyPatch, api: Loopback
+) -> None:
+    api.routes["/v0/projects"] = lambda exchange: exchange.json([{"id": "p"}])
+    connect(monkeypatch, api.base_url)
+
+    with PixxelHook(retry_policy=fast_policy()) as hook, pytest.raises(PixxelApiError, match="got a list"):
+        list(hook.iter_projects())
 
 
 def stac_page(next_link: dict[str, Any] | None) -> Any:
