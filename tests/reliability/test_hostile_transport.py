@@ -8,6 +8,7 @@ sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -370,12 +371,18 @@ async def test_the_catalog_watch_survives_a_malformed_answer(
         json.dumps({"catalogs": [catalog("c1")], "pagination": {"total": 1}}).encode(),
     )
     connect(monkeypatch, api.base_url, max_retries=0)
-    monkeypatch.setattr(catalog_module, "sleep", Polls(limit=3))
+    polls = Polls(limit=10)
+    monkeypatch.setattr(catalog_module, "sleep", polls)
+    run = PixxelNewCatalogTrigger(order_item_ids=["oi-1"], poll_interval=1).run()
 
-    events = await collect_catalog_events(PixxelNewCatalogTrigger(order_item_ids=["oi-1"], poll_interval=1))
+    try:
+        first = await asyncio.wait_for(anext(run), timeout=30)
+    finally:
+        await run.aclose()
 
-    assert [event["catalog_id"] for event in events] == ["c1"]
-    assert len(api.requests) == 3
+    assert first.payload["catalog_id"] == "c1"
+    # The two bad answers each ended one poll (and its sleep); the third poll emitted.
+    assert (len(api.requests), polls.count) == (3, 2), (api.paths(), polls.count)
 
 
 # -- 4. nothing is unbounded ------------------------------------------------------------------------------
