@@ -62,7 +62,9 @@ class PixxelApiError(PixxelError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        text = f"Pixxel API {self.method} {self.url} failed with HTTP {self.status}"
+        # A page reader that finds the wrong shape knows the page but not the request that fetched it.
+        request = f"{self.method} {self.url}" if self.url else "answer"
+        text = f"Pixxel API {request} failed with HTTP {self.status}"
         if self.code:
             text += f" [{self.code}]"
         if self.message:
@@ -109,6 +111,13 @@ class PixxelOutcomeUnknownError(PixxelError):
         self.url = url
         #: The failure that left the outcome unknown; None when an earlier, interrupted try sent it.
         self.cause = cause
+
+
+class PixxelPagingError(PixxelError):
+    """Walking a paginated result was stopped: the server repeated a page or the pages never ended.
+
+    The items of the pages before were already handed out; the message says how far the walk got.
+    """
 
 
 class PixxelWaitTimeoutError(PixxelError):

@@ -17,6 +17,7 @@ HOOK_MODULES = [
     "airflow_provider_pixxel.hooks.reconcile",
     "airflow_provider_pixxel.hooks.retry",
     "airflow_provider_pixxel.hooks.transport",
+    "airflow_provider_pixxel.hooks.transport_deadline",
 ]
 OPERATOR_MODULES = [
     "airflow_provider_pixxel.operators.aoi",
@@ -100,6 +101,17 @@ def get_provider_info() -> dict[str, Any]:
                     "timeout": {
                         "label": "Timeouts (connect, read) in seconds",
                         "schema": {"type": ["string", "null"], "default": "10,60"},
+                    },
+                    "call_timeout": {
+                        "label": "Longest one API call may take, answer included (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 300},
+                        "description": "Bounds a whole attempt, where the read timeout bounds each read: "
+                        "an answer trickling in byte by byte ends in a timeout.",
+                    },
+                    "max_response_mib": {
+                        "label": "Largest API answer read into memory (MiB)",
+                        "schema": {"type": ["number", "null"], "default": 32},
+                        "description": "A larger answer is refused, without being read further.",
                     },
                     "aurora_url": {
                         "label": "Aurora web app URL (for task links)",

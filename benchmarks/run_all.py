@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "overhead": ([], ["--calls", "200", "--block", "50"]),
     "import": ([], ["--runs", "1"]),
     "pagination": ([], ["--items", "5000"]),
+    "answers": ([], ["--size-mib", "64", "--cap-mib", "8"]),
 }
 
 

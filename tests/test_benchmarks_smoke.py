@@ -18,6 +18,7 @@ TINY_RUNS = {
     "overhead": ["--calls", "20", "--block", "10"],
     "import": ["--runs", "1", "--modules", "airflow_provider_pixxel.operators.jobs"],
     "pagination": ["--items", "250", "--page-size", "50"],
+    "answers": ["--size-mib", "8", "--cap-mib", "2"],
 }
 
 # Figures each benchmark must report, whatever the machine.
@@ -32,6 +33,7 @@ EXPECTED_FIGURES = {
     "overhead": ["latency ratio hook/bare", "TCP connections opened"],
     "import": ["import airflow.sdk alone", "slowest operator/sensor module", "HttpOperator"],
     "pagination": ["iter_aois over 250 AOIs", "walker peak RSS"],
+    "answers": ["with Content-Length", "streamed without a length", "requests.get().json()"],
 }
 
 

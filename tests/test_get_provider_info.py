@@ -94,3 +94,12 @@ def test_airflow_cli_shows_the_provider(command, expected, tmp_path):
     start = next(i for i, line in enumerate(output.splitlines()) if line.startswith("["))
     rows = json.loads("\n".join(output.splitlines()[start:]))
     assert any(all(row.get(k) == v for k, v in expected.items()) for row in rows), rows
+
+
+def test_the_transport_limits_are_connection_fields_with_the_hooks_defaults():
+    from airflow_provider_pixxel.hooks.transport import DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_MIB
+
+    (conn,) = get_provider_info()["connection-types"]
+    fields = conn["conn-fields"]
+    assert fields["call_timeout"]["schema"]["default"] == DEFAULT_CALL_TIMEOUT
+    assert fields["max_response_mib"]["schema"]["default"] == DEFAULT_MAX_RESPONSE_MIB

@@ -27,7 +27,7 @@ class PixxelPollingOperations(Generic[ResultT]):
 
     def get_aoi(self, aoi_id: str) -> ResultT:
         """An AOI with its processing ``status`` and ``progress`` (``GET /v0/aoi/{aoi_id}``)."""
-        return self._call(ApiRequest("GET", path("/v0/aoi/{aoi_id}", aoi_id)))
+        return self._call(ApiRequest("GET", path("/v0/aoi/{aoi_id}", aoi_id), expect="object"))
 
     def list_visualizations(
         self,
@@ -55,6 +55,7 @@ class PixxelPollingOperations(Generic[ResultT]):
                     index_id=index_id,
                     visualization_id=visualization_id,
                 ),
+                expect="object",
             )
         )
 
@@ -73,6 +74,7 @@ class PixxelPollingOperations(Generic[ResultT]):
                 "GET",
                 path("/v0/aoi/{aoiId}/insights", aoi_id),
                 params=query(id=id, status=status, created_by=created_by, created_on=created_on),
+                expect="object",
             )
         )
 
@@ -90,12 +92,16 @@ class PixxelPollingOperations(Generic[ResultT]):
     def get_aoi_download(self, aoi_id: str, download_id: str) -> ResultT:
         """Status and signed URL of an AOI download (``GET /v0/aois/{aoi_id}/downloads/{download_id}``)."""
         return self._call(
-            ApiRequest("GET", path("/v0/aois/{aoi_id}/downloads/{download_id}", aoi_id, download_id))
+            ApiRequest(
+                "GET", path("/v0/aois/{aoi_id}/downloads/{download_id}", aoi_id, download_id), expect="object"
+            )
         )
 
     def get_catalog_download(self, download_id: str) -> ResultT:
         """Status and signed URL of a catalog download (``GET /v0/catalogs/download/{download_id}``)."""
-        return self._call(ApiRequest("GET", path("/v0/catalogs/download/{download_id}", download_id)))
+        return self._call(
+            ApiRequest("GET", path("/v0/catalogs/download/{download_id}", download_id), expect="object")
+        )
 
     def list_deliveries(
         self,
@@ -116,22 +122,25 @@ class PixxelPollingOperations(Generic[ResultT]):
                     task_id=task_id,
                     order_item_id=order_item_id,
                 ),
+                expect="object",
             )
         )
 
     def get_job(self, workflow_id: str, job_id: str) -> ResultT:
         """A workflow job with its tasks and status (``GET /v0/workflows/{workflow_id}/jobs/{job_id}``)."""
         return self._call(
-            ApiRequest("GET", path("/v0/workflows/{workflow_id}/jobs/{job_id}", workflow_id, job_id))
+            ApiRequest(
+                "GET", path("/v0/workflows/{workflow_id}/jobs/{job_id}", workflow_id, job_id), expect="object"
+            )
         )
 
     def get_order(self, order_id: str) -> ResultT:
         """An order, whose ``status`` is its payment status (``GET /v0/orders/{id}``)."""
-        return self._call(ApiRequest("GET", path("/v0/orders/{id}", order_id)))
+        return self._call(ApiRequest("GET", path("/v0/orders/{id}", order_id), expect="object"))
 
     def get_order_item(self, order_item_id: str) -> ResultT:
         """An order item with its fulfilment ``status`` and ``tasks`` (``GET /v0/order-items/{id}``)."""
-        return self._call(ApiRequest("GET", path("/v0/order-items/{id}", order_item_id)))
+        return self._call(ApiRequest("GET", path("/v0/order-items/{id}", order_item_id), expect="object"))
 
     def search_catalogs(
         self,
@@ -168,13 +177,18 @@ class PixxelPollingOperations(Generic[ResultT]):
                     query=query,
                     sort_by=sort_by,
                 ),
+                expect="object",
             )
         )
 
     def download_job(self, workflow_id: str, job_id: str) -> ResultT:
         """Start or re-check a job's download package (``PUT /v0/workflows/{workflow_id}/jobs/{job_id}/download``)."""  # noqa: E501
         return self._call(
-            ApiRequest("PUT", path("/v0/workflows/{workflow_id}/jobs/{job_id}/download", workflow_id, job_id))
+            ApiRequest(
+                "PUT",
+                path("/v0/workflows/{workflow_id}/jobs/{job_id}/download", workflow_id, job_id),
+                expect="object",
+            )
         )
 
     def download_task(self, workflow_id: str, job_id: str, task_id: str) -> ResultT:
@@ -188,6 +202,7 @@ class PixxelPollingOperations(Generic[ResultT]):
                     job_id,
                     task_id,
                 ),
+                expect="object",
             )
         )
 
@@ -205,5 +220,6 @@ class PixxelPollingOperations(Generic[ResultT]):
                 "PUT",
                 path("/v0/aoi/{aoi_id}/insights/{insight_id}/download", aoi_id, insight_id),
                 json=body(inputs=inputs, outputs=outputs),
+                expect="object",
             )
         )

@@ -20,21 +20,26 @@ from typing import Any
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_pixxel.exceptions import PixxelAuthError, PixxelConfigError, PixxelError
 from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
 from airflow_provider_pixxel.hooks.pagination import (
+    DEFAULT_MAX_PAGES,
     DEFAULT_PAGE_SIZE,
+    check_max_pages,
     check_page_size,
     feature_collection_page,
     iter_offset_pages,
+    page_object,
     paginated_list_page,
+    too_many_pages,
 )
 from airflow_provider_pixxel.hooks.retry import RetryPolicy, outcome_unknown
 from airflow_provider_pixxel.hooks.transport import (
+    BODY_CHUNK_BYTES,
     DEFAULT_CONN_ID,
+    AnswerBody,
     ApiRequest,
     PixxelConnectionSettings,
     body,
@@ -46,6 +51,7 @@ from airflow_provider_pixxel.hooks.transport import (
     transport_error,
     with_default_project,
 )
+from airflow_provider_pixxel.hooks.transport_deadline import CallDeadline, DeadlineHTTPAdapter
 from airflow_provider_pixxel.spec import enum_values
 from airflow_provider_pixxel.spec.rules import check_request
 from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
@@ -117,7 +123,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         if self._session is None:
             session = requests.Session()
             # Retries are ours (tenacity); urllib3's own would re-send create requests blindly.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+            adapter = DeadlineHTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             session.headers.update(self.settings.headers())
@@ -162,30 +168,53 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         url = self.url(request.path)
         settings = self.settings
         self.log.debug("Pixxel API %s %s", request.method, request.path)
-        try:
-            response = self.get_conn().request(
-                request.method,
-                url,
-                params=request.params or None,
-                json=request.json,
-                headers={"Accept": request.accept},
-                timeout=(settings.connect_timeout, settings.read_timeout),
-            )
-        except requests.exceptions.ConnectionError as error:
-            raise transport_error(
-                request, url, request_sent=not _request_never_sent(error), cause=error
-            ) from None
-        except requests.exceptions.Timeout as error:
-            raise transport_error(
-                request, url, request_sent=True, cause=error, read_timeout=settings.read_timeout
-            ) from None
-        except requests.exceptions.RequestException as error:
-            raise transport_error(request, url, request_sent=True, cause=error) from None
+        with CallDeadline(settings.call_timeout) as deadline:
+            try:
+                # The API documents no redirects: a 3xx is an error (response_value), never followed.
+                response = self.get_conn().request(
+                    request.method,
+                    url,
+                    params=request.params or None,
+                    json=request.json,
+                    headers={"Accept": request.accept},
+                    timeout=(settings.connect_timeout, settings.read_timeout),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                with response:
+                    answer = AnswerBody(
+                        request,
+                        url=url,
+                        status=response.status_code,
+                        headers=response.headers,
+                        settings=settings,
+                    )
+                    for chunk in response.iter_content(BODY_CHUNK_BYTES):
+                        if not answer.add(chunk):
+                            break
+                if deadline.expired:
+                    # Cut off mid-answer, http.client may take what it had (even headers alone) as
+                    # a whole answer: nothing read after the deadline is trusted.
+                    raise requests.exceptions.Timeout("the call's deadline passed")
+            except requests.exceptions.RequestException as error:
+                if deadline.expired:
+                    raise transport_error(
+                        request, url, request_sent=True, cause=error, call_timeout=settings.call_timeout
+                    ) from None
+                if isinstance(error, requests.exceptions.ConnectionError):
+                    raise transport_error(
+                        request, url, request_sent=not _request_never_sent(error), cause=error
+                    ) from None
+                if isinstance(error, requests.exceptions.Timeout):
+                    raise transport_error(
+                        request, url, request_sent=True, cause=error, read_timeout=settings.read_timeout
+                    ) from None
+                raise transport_error(request, url, request_sent=True, cause=error) from None
         return response_value(
             request,
             url=url,
             status=response.status_code,
-            content=response.content,
+            content=answer.content,
             content_type=response.headers.get("Content-Type", ""),
             headers=response.headers,
         )
@@ -882,14 +911,18 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
 
     # -- iterators --------------------------------------------------------------------------------
 
-    def iter_projects(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[JSON]:
+    def iter_projects(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES
+    ) -> Iterator[JSON]:
         """Every project (``page_num``/``page_size`` pages), one page in memory at a time."""
         check_page_size(page_size)
+        check_max_pages(max_pages)
         seen = 0
         page_num = 1
         while True:
-            page = self.list_projects(page_num=page_num, page_size=page_size) or {}
-            projects = page.get("projects") or []
+            page, projects = page_object(
+                self.list_projects(page_num=page_num, page_size=page_size), "projects"
+            )
             yield from projects
             seen += len(projects)
             count = page.get("count")
@@ -900,28 +933,41 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                     return
             elif len(projects) < page_size:
                 return
+            if page_num >= max_pages:
+                raise too_many_pages(max_pages, seen)
             page_num += 1
 
-    def iter_aois(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+    def iter_aois(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES, **filters: Any
+    ) -> Iterator[JSON]:
         """Every AOI matching ``list_aois`` filters."""
         _check_no_paging(filters)
         return iter_offset_pages(
             lambda offset, limit: self.list_aois(offset=offset, limit=limit, **filters),
             paginated_list_page("aois"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
-    def iter_indices(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+    def iter_indices(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES, **filters: Any
+    ) -> Iterator[JSON]:
         """Every index matching ``list_indices`` filters."""
         _check_no_paging(filters)
         return iter_offset_pages(
             lambda offset, limit: self.list_indices(offset=offset, limit=limit, **filters),
             paginated_list_page("indices"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
     def iter_visualizations(
-        self, aoi_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+        self,
+        aoi_id: str,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        **filters: Any,
     ) -> Iterator[JSON]:
         """Every visualization of an AOI matching ``list_visualizations`` filters."""
         _check_no_paging(filters)
@@ -929,69 +975,89 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
             lambda offset, limit: self.list_visualizations(aoi_id, offset=offset, limit=limit, **filters),
             paginated_list_page("visualization"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
-    def iter_assets(self, aoi_id: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[JSON]:
+    def iter_assets(
+        self, aoi_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES
+    ) -> Iterator[JSON]:
         """Every asset of an AOI."""
         return iter_offset_pages(
             lambda offset, limit: self.list_assets(aoi_id, offset=offset, limit=limit),
             paginated_list_page("assets"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
-    def iter_workflows(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+    def iter_workflows(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES, **filters: Any
+    ) -> Iterator[JSON]:
         """Every workflow matching ``list_workflows`` filters."""
         _check_no_paging(filters)
         return iter_offset_pages(
             lambda offset, limit: self.list_workflows(offset=offset, limit=limit, **filters),
             paginated_list_page("workflows"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
-    def iter_orders(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+    def iter_orders(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES, **filters: Any
+    ) -> Iterator[JSON]:
         """Every order matching ``list_orders`` filters."""
         _check_no_paging(filters)
         return iter_offset_pages(
             lambda offset, limit: self.list_orders(offset=offset, limit=limit, **filters),
             paginated_list_page("orders"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
-    def iter_order_items(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+    def iter_order_items(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES, **filters: Any
+    ) -> Iterator[JSON]:
         """Every order item matching ``list_order_items`` filters."""
         _check_no_paging(filters)
         return iter_offset_pages(
             lambda offset, limit: self.list_order_items(offset=offset, limit=limit, **filters),
             paginated_list_page("order_items"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
-    def iter_catalogs(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+    def iter_catalogs(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES, **filters: Any
+    ) -> Iterator[JSON]:
         """Every catalog matching ``search_catalogs`` filters (asking for ``page_size``, not the API's default 2)."""  # noqa: E501
         _check_no_paging(filters)
         return iter_offset_pages(
             lambda offset, limit: self.search_catalogs(offset=offset, limit=limit, **filters),
             paginated_list_page("catalogs"),
             page_size=page_size,
+            max_pages=max_pages,
         )
 
-    def iter_archive_items(self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any) -> Iterator[JSON]:
+    def iter_archive_items(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES, **filters: Any
+    ) -> Iterator[JSON]:
         """Every STAC item matching ``search_archive`` filters."""
         _check_no_paging(filters)
         return iter_offset_pages(
             lambda offset, limit: self.search_archive(offset=offset, limit=limit, **filters),
             feature_collection_page,
             page_size=page_size,
+            max_pages=max_pages,
         )
 
     def iter_collection_items(
-        self, collection_id: str, *, page_size: int = DEFAULT_PAGE_SIZE
+        self, collection_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES
     ) -> Iterator[JSON]:
         """Every STAC item of a collection."""
         return iter_offset_pages(
             lambda offset, limit: self.list_collection_items(collection_id, offset=offset, limit=limit),
             feature_collection_page,
             page_size=page_size,
+            max_pages=max_pages,
         )
 
     def iter_images(self, *, limit: int = MAX_IMAGE_SEARCH_LIMIT, **criteria: Any) -> Iterator[JSON]:

@@ -22,7 +22,9 @@ from airflow_provider_pixxel.exceptions import PixxelError
 from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
 from airflow_provider_pixxel.hooks.retry import RetryPolicy, outcome_unknown
 from airflow_provider_pixxel.hooks.transport import (
+    BODY_CHUNK_BYTES,
     DEFAULT_CONN_ID,
+    AnswerBody,
     ApiRequest,
     PixxelConnectionSettings,
     outcome_unknown_error,
@@ -139,14 +141,14 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
         url = settings.base_url + request.path
         self.log.debug("Pixxel API %s %s", request.method, request.path)
         try:
-            response = await client.request(
-                request.method,
-                url,
-                params=request.params or None,
-                json=request.json,
-                headers={"Accept": request.accept},
-                timeout=_timeout(settings),
+            # The per-read timeouts are httpx's; this bounds the whole attempt, body included.
+            answer, response = await asyncio.wait_for(
+                self._receive(client, settings, request, url), settings.call_timeout
             )
+        except asyncio.TimeoutError as error:
+            raise transport_error(
+                request, url, request_sent=True, cause=error, call_timeout=settings.call_timeout
+            ) from None
         except _NEVER_SENT as error:
             raise transport_error(request, url, request_sent=False, cause=error) from None
         except httpx.ReadTimeout as error:
@@ -159,10 +161,31 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
             request,
             url=url,
             status=response.status_code,
-            content=response.content,
+            content=answer.content,
             content_type=response.headers.get("Content-Type", ""),
             headers=response.headers,
         )
+
+    @staticmethod
+    async def _receive(
+        client: httpx.AsyncClient, settings: PixxelConnectionSettings, request: ApiRequest, url: str
+    ) -> tuple[AnswerBody, httpx.Response]:
+        """Send ``request`` and read its body in chunks, no further than :class:`AnswerBody` allows."""
+        async with client.stream(
+            request.method,
+            url,
+            params=request.params or None,
+            json=request.json,
+            headers={"Accept": request.accept},
+            timeout=_timeout(settings),
+        ) as response:
+            answer = AnswerBody(
+                request, url=url, status=response.status_code, headers=response.headers, settings=settings
+            )
+            async for chunk in response.aiter_bytes(BODY_CHUNK_BYTES):
+                if not answer.add(chunk):
+                    break
+        return answer, response
 
 
 @functools.cache

@@ -4,8 +4,11 @@
   timeouts, default project and retry count, refusing unsafe or incomplete set-ups before anything
   is sent.
 * :class:`ApiRequest` describes one API call independently of the HTTP library that sends it.
-* :func:`decode_response` and :func:`api_error` turn an HTTP answer into a value or a typed error;
-  :func:`response_value` does both, so the sync and async hooks differ only in the library calls.
+* :class:`AnswerBody` collects an answer's body chunk by chunk, refusing one larger than the
+  connection's ``max_response_mib`` before it is held in memory.
+* :func:`decode_json` is the one JSON decoder of API answers; :func:`decode_response` and
+  :func:`api_error` turn an HTTP answer into a value or a typed error; :func:`response_value` does both
+  (and refuses redirects), so the sync and async hooks differ only in the library calls.
 * :func:`transport_error` and :func:`outcome_unknown_error` word the failures both hooks raise.
 """
 
@@ -18,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from urllib3.util import parse_url as urllib3_parse_url
 
@@ -37,9 +40,20 @@ from airflow_provider_pixxel.hooks.retry import DEFAULT_MAX_RETRIES, parse_retry
 DEFAULT_BASE_URL = "https://api.pixxel.space"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
+#: The longest one attempt of an API call may take, answer body included: the read timeout bounds
+#: each socket read only, so a server trickling a byte at a time would otherwise never time out.
+DEFAULT_CALL_TIMEOUT = 300.0
+#: The largest API answer (JSON, PNG or CSV) a hook reads into memory.
+DEFAULT_MAX_RESPONSE_MIB = 32
+#: Error answers are read only this far: their message is in the first few hundred bytes.
+ERROR_BODY_BYTES = 64 * 1024
+#: How much of an answer body is read at a time.
+BODY_CHUNK_BYTES = 64 * 1024
 USER_AGENT = f"airflow-provider-pixxel/{__version__}"
 
-ResponseKind = Literal["json", "bytes", "text", "empty"]
+#: What a successful answer holds: any JSON, one JSON object (the status reads triggers poll: any
+#: other shape is an API error, not a crash further on), PNG bytes, text, or nothing.
+ResponseKind = Literal["json", "object", "bytes", "text", "empty"]
 
 
 def is_loopback_host(hostname: str | None) -> bool:
@@ -134,6 +148,22 @@ def _parse_timeout(value: Any, conn_id: str) -> tuple[float, float]:
     return connect, read
 
 
+def _positive_number(
+    extras: Mapping[str, Any], name: str, default: float, conn_id: str, expected: str
+) -> float:
+    """A positive, finite number extra (``default`` when absent); a :class:`PixxelConfigError` otherwise."""
+    raw = _extra(extras, name)
+    if raw is None:
+        return default
+    try:
+        value = -1.0 if isinstance(raw, bool) else float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not (0 < value < float("inf")):
+        raise PixxelConfigError(f"Connection {conn_id!r}: extra {name!r} must be {expected}; got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class PixxelConnectionSettings:
     """Everything a hook needs from an Airflow ``pixxel`` connection."""
@@ -146,6 +176,8 @@ class PixxelConnectionSettings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     project_id: str | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_MIB * 1024 * 1024
 
     @classmethod
     def from_connection(cls, conn: Any) -> PixxelConnectionSettings:
@@ -171,6 +203,21 @@ class PixxelConnectionSettings:
                 f"got {max_retries_raw!r}"
             )
         connect_timeout, read_timeout = _parse_timeout(_extra(extras, "timeout"), conn_id)
+        call_timeout = _positive_number(
+            extras,
+            "call_timeout",
+            DEFAULT_CALL_TIMEOUT,
+            conn_id,
+            "a positive number of seconds (the longest one attempt of an API call may take, answer "
+            "included), e.g. 300",
+        )
+        max_response_mib = _positive_number(
+            extras,
+            "max_response_mib",
+            DEFAULT_MAX_RESPONSE_MIB,
+            conn_id,
+            "a positive number of MiB (the largest API answer read into memory), e.g. 32",
+        )
         auth_prefix = _extra(extras, "auth_prefix") or ""
         if auth_prefix and not auth_prefix.endswith(" "):
             auth_prefix += " "
@@ -184,6 +231,8 @@ class PixxelConnectionSettings:
             read_timeout=read_timeout,
             project_id=str(project_id) if project_id else None,
             max_retries=max_retries,
+            call_timeout=call_timeout,
+            max_response_bytes=int(max_response_mib * 1024 * 1024),
         )
 
     @staticmethod
@@ -223,14 +272,21 @@ class PixxelConnectionSettings:
 
 
 def path(template: str, *values: Any) -> str:
-    """Fill the ``{name}`` placeholders of a path template, in order, with URL-quoted non-empty ids."""
+    """Fill the ``{name}`` placeholders of a path template, in order, with URL-quoted non-empty ids.
+
+    ``.`` and ``..`` are refused: quoting leaves them as they are and both HTTP clients collapse such
+    dot segments, so ``get_order("..")`` would reach ``/v0/`` and an id of ``..`` another endpoint.
+    """
     names = [segment.strip("{}") for segment in template.split("/") if segment.startswith("{")]
     filled: dict[str, str] = {}
     for name, value in zip(names, values, strict=True):
+        operation = template.replace("{", "").replace("}", "")
         if value is None or (isinstance(value, str) and not value.strip()):
+            raise PixxelConfigError(f"{name} is required for {operation}: pass a non-empty id, got {value!r}")
+        if str(value) in (".", ".."):
             raise PixxelConfigError(
-                f"{name} is required for {template.replace('{', '').replace('}', '')}: "
-                f"pass a non-empty id, got {value!r}"
+                f"{name} {value!r} is refused for {operation}: a dot segment would make the request "
+                "reach another endpoint; pass the resource's id"
             )
         filled[name] = quote(str(value), safe="")
     return template.format(**filled)
@@ -299,6 +355,118 @@ def with_default_project(request: ApiRequest, settings: PixxelConnectionSettings
     return replace(request, params=params)
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def decode_json(content: bytes | bytearray | str) -> Any:
+    """The JSON value of an API answer; a ValueError saying why for anything that is not plain JSON.
+
+    The one decoder of both hooks: ``NaN``, ``Infinity`` and numbers too large for a float are
+    refused (they would turn into OverflowErrors far from here), and so is nesting deep enough to
+    exhaust Python's recursion limit.
+    """
+    try:
+        return json.loads(content, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
+def unusable_answer(request: ApiRequest, *, url: str, status: int, code: str, message: str) -> PixxelApiError:
+    """The error for an answer the provider will not use: not JSON, the wrong shape, too large, a redirect."""
+    return PixxelApiError(
+        status=status, method=request.method, url=strip_query(url), code=code, message=message
+    )
+
+
+class AnswerBody:
+    """An answer's body, collected chunk by chunk up to a cap: the same limits for both hooks.
+
+    A successful answer larger than the connection's ``max_response_mib`` is refused as soon as its
+    ``Content-Length`` or the bytes received pass the cap, so memory is bounded by the cap and not by
+    what a server sends. Other answers (errors, redirects) are read only up to
+    :data:`ERROR_BODY_BYTES`: what they say is at the start, and the rest is left unread.
+    """
+
+    def __init__(
+        self,
+        request: ApiRequest,
+        *,
+        url: str,
+        status: int,
+        headers: Mapping[str, str],
+        settings: PixxelConnectionSettings,
+    ) -> None:
+        self._request = request
+        self._url = url
+        self._status = status
+        self._success = 200 <= status < 300
+        self.limit = settings.max_response_bytes if self._success else ERROR_BODY_BYTES
+        self._buffer = bytearray()
+        declared = headers.get("Content-Length") or ""
+        if self._success and declared.strip().isdigit() and int(declared) > self.limit:
+            raise self._too_large(f"its Content-Length says {int(declared)} bytes")
+
+    def add(self, chunk: bytes) -> bool:
+        """Take the next chunk; False once enough of an error answer is read (stop reading then)."""
+        room = self.limit - len(self._buffer)
+        if len(chunk) > room:
+            if self._success:
+                raise self._too_large(f"more than {self.limit} bytes arrived")
+            self._buffer += chunk[:room]
+            return False
+        self._buffer += chunk
+        return self._success or len(self._buffer) < self.limit
+
+    @property
+    def content(self) -> bytes:
+        return bytes(self._buffer)
+
+    def _too_large(self, why: str) -> PixxelApiError:
+        return unusable_answer(
+            self._request,
+            url=self._url,
+            status=self._status,
+            code="answer_too_large",
+            message=f"the answer is larger than the connection's max_response_mib of "
+            f"{self.limit / (1024 * 1024):g} MiB ({why}); it was not read further. Narrow the request "
+            "(filters, a smaller page_size), or raise the connection extra 'max_response_mib' if such "
+            "answers are expected",
+        )
+
+
+def redirect_error(
+    request: ApiRequest, *, url: str, status: int, headers: Mapping[str, str]
+) -> PixxelApiError:
+    """The error for a 3xx answer: the Pixxel API documents no redirects, so none is followed.
+
+    Following one would re-send the request (a 307 re-sends its body, e.g. a store's secrets) or
+    take another host's answer as the API's. The target is named without its query string.
+    """
+    location = (headers.get("Location") or headers.get("location") or "").strip()
+    try:
+        target = strip_query(urljoin(url, location)) if location else ""
+        host = urlsplit(target).netloc if target else ""
+    except ValueError:
+        target, host = "", ""
+    where = f"to {target} (host {host or 'unknown'})" if target else "without a readable Location"
+    return unusable_answer(
+        request,
+        url=url,
+        status=status,
+        code="redirect",
+        message=f"the server redirected {where}; the Pixxel API documents no redirects, so it was not "
+        "followed and nothing was sent there. Check the connection's host (API base URL)",
+    )
+
+
 def api_error(
     *, status: int, method: str, url: str, content: bytes, content_type: str, headers: Mapping[str, str]
 ) -> PixxelApiError:
@@ -308,7 +476,7 @@ def api_error(
     payload: Any = None
     if text and ("json" in content_type or text[:1] in "{["):
         try:
-            payload = json.loads(text)
+            payload = decode_json(text)
         except ValueError:
             payload = None
     if isinstance(payload, dict):
@@ -344,15 +512,24 @@ def decode_response(request: ApiRequest, *, url: str, status: int, content: byte
     if status == 204 or not content.strip():
         return None
     try:
-        return json.loads(content)
+        value = decode_json(content)
     except ValueError as error:
-        raise PixxelApiError(
+        raise unusable_answer(
+            request,
+            url=url,
             status=status,
-            method=request.method,
-            url=strip_query(url),
             code="invalid_json",
             message=f"expected a JSON body but got {content_type or 'no content type'}: {error}",
         ) from error
+    if request.expect == "object" and not isinstance(value, dict):
+        raise unusable_answer(
+            request,
+            url=url,
+            status=status,
+            code="unexpected_answer",
+            message=f"expected a JSON object but got {type(value).__name__} {str(value)[:80]}",
+        )
+    return value
 
 
 def response_value(
@@ -365,6 +542,8 @@ def response_value(
     headers: Mapping[str, str],
 ) -> Any:
     """The decoded answer of a 2xx response, or the typed :class:`PixxelApiError` of any other."""
+    if 300 <= status < 400:
+        raise redirect_error(request, url=url, status=status, headers=headers)
     if status >= 400:
         raise api_error(
             status=status,
@@ -384,12 +563,16 @@ def transport_error(
     request_sent: bool,
     cause: BaseException,
     read_timeout: float | None = None,
+    call_timeout: float | None = None,
 ) -> PixxelTransportError:
     """A :class:`PixxelTransportError` naming what happened, never the query string or the key.
 
-    ``read_timeout`` is given when the failure was the wait for the answer running out.
+    ``read_timeout`` is given when the failure was the wait for the answer running out, and
+    ``call_timeout`` when the attempt's overall deadline passed (e.g. an answer trickling in).
     """
-    if read_timeout is not None:
+    if call_timeout is not None:
+        what = f"no complete answer within {call_timeout:g} s (the connection's call_timeout)"
+    elif read_timeout is not None:
         what = f"no answer within {read_timeout:g} s"
     elif request_sent:
         what = "connection lost"

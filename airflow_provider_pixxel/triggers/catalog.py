@@ -41,10 +41,10 @@ from airflow_provider_pixxel.exceptions import (
     PixxelNotFoundError,
     PixxelValidationError,
 )
-from airflow_provider_pixxel.hooks.pagination import aiter_offset_pages, paginated_list_page
+from airflow_provider_pixxel.hooks.pagination import aiter_pages, paginated_list_page
 from airflow_provider_pixxel.hooks.transport import DEFAULT_CONN_ID
 
-# The API's catalog search answers 2 per page unless asked (FACTS.md §4): ask for many.
+# The API's catalog search answers 2 per page unless asked: ask for many.
 CATALOG_PAGE_SIZE = 100
 DEFAULT_POLL_INTERVAL = 600.0
 # Asset-state key of one emitted catalog; a key per catalog keeps each write independent of the others.
@@ -80,8 +80,9 @@ class PixxelNewCatalogTrigger(BaseEventTrigger):
     """Emit one event per catalog newly delivered to the watched order items; never one twice.
 
     Every ``poll_interval`` seconds the trigger walks all pages of ``search_catalogs`` for each order
-    item (one HTTP client per run; the hook's retry policy on each request) and emits, oldest first,
-    ``{"catalog_id", "order_item_id", "task_id", "created_at"}`` for each catalog not emitted before.
+    item (one HTTP client per run; the hook's retry policy on each request) and emits, page by page and
+    oldest first within a page, ``{"catalog_id", "order_item_id", "task_id", "created_at"}`` for each
+    catalog not emitted before.
     Catalogs already delivered when the watcher starts are emitted too, once.
 
     **At most once.** A catalog is recorded as emitted *before* its event is yielded. On Airflow 3.3+
@@ -170,28 +171,32 @@ class PixxelNewCatalogTrigger(BaseEventTrigger):
 
     # -- polling -------------------------------------------------------------------------------------
 
-    async def _delivered(self, hook: PixxelAsyncHook) -> list[dict[str, Any]]:
-        """Every catalog of every watched order item, as event payloads, oldest first."""
-        found: list[dict[str, Any]] = []
+    async def _delivered_pages(self, hook: PixxelAsyncHook) -> AsyncIterator[list[dict[str, Any]]]:
+        """The catalogs of each watched order item, one search page at a time, as event payloads.
+
+        Page by page so that a long result is never held whole, and what a page brings is emitted
+        before the next is fetched; within a page, oldest first.
+        """
         for order_item_id in self.order_item_ids:
             # One search per item: a catalog does not name its order item, the search filter does.
-            pages = aiter_offset_pages(
+            pages = aiter_pages(
                 partial(self._search_page, hook, order_item_id),
                 paginated_list_page("catalogs"),
                 page_size=CATALOG_PAGE_SIZE,
             )
-            async for catalog in pages:
-                if isinstance(catalog, dict) and catalog.get("id"):
-                    found.append(
-                        {
-                            "catalog_id": str(catalog["id"]),
-                            "order_item_id": order_item_id,
-                            "task_id": catalog.get("task_id"),
-                            "created_at": catalog.get("created_at"),
-                        }
-                    )
-        found.sort(key=lambda event: (str(event["created_at"] or ""), event["catalog_id"]))
-        return found
+            async for catalogs in pages:
+                found = [
+                    {
+                        "catalog_id": str(catalog["id"]),
+                        "order_item_id": order_item_id,
+                        "task_id": catalog.get("task_id"),
+                        "created_at": catalog.get("created_at"),
+                    }
+                    for catalog in catalogs
+                    if isinstance(catalog, dict) and catalog.get("id")
+                ]
+                found.sort(key=lambda event: (str(event["created_at"] or ""), event["catalog_id"]))
+                yield found
 
     @staticmethod
     async def _search_page(hook: PixxelAsyncHook, order_item_id: str, offset: int, limit: int) -> Any:
@@ -230,20 +235,22 @@ class PixxelNewCatalogTrigger(BaseEventTrigger):
     async def _watch(self, hook: PixxelAsyncHook) -> AsyncIterator[TriggerEvent]:
         while True:
             try:
-                delivered = await self._delivered(hook)
+                async for delivered in self._delivered_pages(hook):
+                    for event in delivered:
+                        if await self._already_emitted(event["catalog_id"]):
+                            continue
+                        # Recorded before it is yielded: at most once, never twice.
+                        await self._record_emitted(event)
+                        self.log.info(
+                            "New catalog %s delivered for order item %s",
+                            event["catalog_id"],
+                            event["order_item_id"],
+                        )
+                        yield TriggerEvent(event)
             except PixxelError as error:
+                # A bad answer (an error, the wrong shape, a walk that would not end) ends this poll
+                # only; what earlier pages brought is already emitted.
                 self._log_error(error)
             else:
                 self._last_error = None
-                for event in delivered:
-                    if await self._already_emitted(event["catalog_id"]):
-                        continue
-                    # Recorded before it is yielded: at most once, never twice.
-                    await self._record_emitted(event)
-                    self.log.info(
-                        "New catalog %s delivered for order item %s",
-                        event["catalog_id"],
-                        event["order_item_id"],
-                    )
-                    yield TriggerEvent(event)
             await sleep(self.poll_interval)

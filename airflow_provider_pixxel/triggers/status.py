@@ -21,12 +21,14 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_pixxel.exceptions import (
+    PixxelApiError,
     PixxelAuthError,
     PixxelConfigError,
     PixxelError,
     PixxelNotFoundError,
     PixxelValidationError,
 )
+from airflow_provider_pixxel.hooks.pagination import unexpected_answer
 from airflow_provider_pixxel.resources import Observation, read_async, watchable
 from airflow_provider_pixxel.statuses import Phase
 
@@ -34,6 +36,15 @@ EVENT_STATUSES = frozenset({"success", "partial", "failure", "timeout", "error"}
 
 # Errors no amount of polling fixes: report them at once instead of polling until the deadline.
 _FATAL_ERRORS = (PixxelAuthError, PixxelNotFoundError, PixxelValidationError, PixxelConfigError)
+# What reading a status answer of the wrong shape raises (a list where an object is documented...).
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def _wrong_shape(description: str, error: Exception) -> PixxelApiError:
+    return unexpected_answer(
+        f"the answer for {description} is not shaped as the API documents it "
+        f"({type(error).__name__}: {str(error)[:200]})"
+    )
 
 
 class PixxelStatusTrigger(BaseTrigger):
@@ -90,6 +101,7 @@ class PixxelStatusTrigger(BaseTrigger):
         spec = watchable(self.kind)
         description = spec.describe(self.ids)
         last: Observation | None = None
+        last_error: PixxelError | None = None
         # Imported here: DAG files import this module (through operators) and never need httpx.
         from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
 
@@ -101,10 +113,13 @@ class PixxelStatusTrigger(BaseTrigger):
                 except _FATAL_ERRORS as error:
                     yield self._event("error", message=str(error))
                     return
-                except PixxelError as error:
-                    # Already retried by the hook: log, sleep and poll again until the deadline.
-                    self.log.warning("Could not read %s (will poll again): %s", description, error)
+                except (PixxelError, *_SHAPE_ERRORS) as error:
+                    # Already retried by the hook: log, sleep and poll again until the deadline. An
+                    # answer of the wrong shape is treated the same: the next one may be right.
+                    last_error = error if isinstance(error, PixxelError) else _wrong_shape(description, error)
+                    self.log.warning("Could not read %s (will poll again): %s", description, last_error)
                 else:
+                    last_error = None
                     if last is None or (observation.status, observation.progress) != (
                         last.status,
                         last.progress,
@@ -115,10 +130,11 @@ class PixxelStatusTrigger(BaseTrigger):
                         yield self._event(observation.phase.value, **observation.as_event())
                         return
                 if final_poll:
+                    seen = f"; the last poll failed: {last_error}" if last_error is not None else ""
                     yield self._event(
                         "timeout",
                         message=f"{description} is still {last.status if last else 'unknown'!s} "
-                        f"after the wait's deadline",
+                        f"after the wait's deadline{seen}",
                         **(last.as_event() if last else {}),
                     )
                     return

@@ -11,8 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests_mock as requests_mock_module
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError
+from airflow_provider_pixxel.exceptions import PixxelApiError, PixxelConfigError, PixxelPagingError
 from airflow_provider_pixxel.hooks.pagination import (
+    DEFAULT_MAX_PAGES,
     OffsetPage,
     OffsetWalk,
     aiter_offset_pages,
@@ -79,10 +80,10 @@ def feature_server(items: list[Any], *, with_next_links: bool = False) -> Callab
 # -- the generic pager --------------------------------------------------------------------------------
 
 
-def pages_from(pages: list[OffsetPage]) -> tuple[Callable[[int, int], Any], list[tuple[int, int]]]:
+def pages_from(pages: list[Any]) -> tuple[Callable[[int, int], Any], list[tuple[int, int]]]:
     calls: list[tuple[int, int]] = []
 
-    def fetch(offset: int, limit: int) -> OffsetPage:
+    def fetch(offset: int, limit: int) -> Any:
         calls.append((offset, limit))
         return pages[len(calls) - 1]
 
@@ -171,6 +172,67 @@ def test_readers() -> None:
     assert feature_collection_page(
         {"features": [1], "links": [{"rel": "next", "href": "https://x/p/2"}]}
     ) == OffsetPage([1], more=True)
+
+
+@pytest.mark.parametrize(
+    ("reader", "payload", "message"),
+    [
+        (paginated_list_page("aois"), [{"id": "a"}], "a page of 'aois' must be a JSON object"),
+        (paginated_list_page("aois"), "aois", "a page of 'aois' must be a JSON object"),
+        (paginated_list_page("aois"), {"aois": "a1"}, "'aois' must be a list, got a str"),
+        (paginated_list_page("aois"), {"aois": {"id": "a"}}, "'aois' must be a list, got an object"),
+        (feature_collection_page, [], "a page of 'features' must be a JSON object"),
+        (feature_collection_page, {"features": [], "links": "next"}, "'links' must be a list"),
+    ],
+)
+def test_readers_refuse_pages_of_the_wrong_shape(reader: Any, payload: Any, message: str) -> None:
+    with pytest.raises(PixxelApiError, match=message) as refused:
+        reader(payload)
+    assert refused.value.code == "unexpected_answer"
+    assert str(refused.value).startswith("Pixxel API answer failed with HTTP 200 [unexpected_answer]")
+
+
+def test_a_total_too_large_for_a_number_reads_as_no_total() -> None:
+    assert paginated_list_page("aois")({"aois": [1], "pagination": {"total": float("inf")}}).total is None
+
+
+def test_a_walk_stops_at_max_pages_which_defaults_to_ten_thousand() -> None:
+    assert OffsetWalk().max_pages == DEFAULT_MAX_PAGES == 10_000
+    fetch, calls = pages_from([OffsetPage([n, n], total=10**12) for n in range(10)])
+    items = iter_offset_pages(fetch, lambda page: page, page_size=2, max_pages=3)
+    with pytest.raises(PixxelPagingError, match="after 3 pages \\(6 items\\)"):
+        list(items)
+    assert len(calls) == 3
+
+
+def test_a_walk_that_ends_on_its_last_allowed_page_is_not_an_error() -> None:
+    fetch, calls = pages_from([OffsetPage([1, 2], total=4), OffsetPage([3, 4], total=4)])
+    assert list(iter_offset_pages(fetch, lambda page: page, page_size=2, max_pages=2)) == [1, 2, 3, 4]
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("max_pages", [0, -1, 2.5, "9", True])
+def test_max_pages_must_be_a_positive_whole_number(max_pages: Any) -> None:
+    with pytest.raises(PixxelConfigError, match="max_pages must be a whole number"):
+        OffsetWalk(max_pages=max_pages)
+
+
+def test_the_same_next_link_twice_is_a_repeated_page() -> None:
+    link = {"features": [1, 2], "links": [{"rel": "next", "href": "https://x/search", "body": {"offset": 2}}]}
+    fetch, calls = pages_from([link, link, link])
+    with pytest.raises(PixxelPagingError, match="same next link again after 2 pages"):
+        list(iter_offset_pages(fetch, feature_collection_page, page_size=2))
+    assert len(calls) == 2
+
+
+def test_equal_pages_with_different_next_links_are_walked() -> None:
+    pages = [
+        {"features": [1, 1], "links": [{"rel": "next", "href": f"https://x/items?offset={offset}"}]}
+        for offset in (2, 4)
+    ] + [{"features": [1, 1], "links": []}]
+    fetch, calls = pages_from(pages)
+    assert list(iter_offset_pages(fetch, feature_collection_page, page_size=2)) == [1] * 6
+    assert calls == [(0, 2), (2, 2), (4, 2)]
 
 
 # -- the async pager: the same walk over a coroutine fetch ------------------------------------------------

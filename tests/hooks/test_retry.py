@@ -61,7 +61,7 @@ def test_retryable_statuses_for_safe_requests(status: int) -> None:
     assert is_retryable(api_error(status), creates=False)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 501])
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308, 400, 401, 403, 404, 409, 422, 501])
 def test_other_statuses_are_never_retried(status: int) -> None:
     assert not is_retryable(api_error(status), creates=False)
     assert not is_retryable(api_error(status), creates=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from re import escape as re_escape
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,16 +19,20 @@ from airflow_provider_pixxel.exceptions import (
 )
 from airflow_provider_pixxel.hooks.transport import (
     DEFAULT_BASE_URL,
+    ERROR_BODY_BYTES,
     USER_AGENT,
+    AnswerBody,
     ApiRequest,
     PixxelConnectionSettings,
     api_error,
     body,
+    decode_json,
     decode_response,
     is_loopback_host,
     outcome_unknown_error,
     path,
     query,
+    redirect_error,
     resolve_project_id,
     response_value,
     strip_query,
@@ -146,6 +151,20 @@ def test_bad_max_retries_is_refused(value: Any) -> None:
         settings_for(extra_dejson={"max_retries": value})
 
 
+def test_call_timeout_and_answer_cap_defaults_and_values() -> None:
+    defaults = settings_for()
+    assert (defaults.call_timeout, defaults.max_response_bytes) == (300.0, 32 * 1024 * 1024)
+    chosen = settings_for(extra_dejson={"call_timeout": "45", "max_response_mib": 0.5})
+    assert (chosen.call_timeout, chosen.max_response_bytes) == (45.0, 512 * 1024)
+
+
+@pytest.mark.parametrize("name", ["call_timeout", "max_response_mib"])
+@pytest.mark.parametrize("value", [0, -3, "soon", [1], True, "inf", "nan"])
+def test_bad_call_timeout_and_answer_cap_are_refused(name: str, value: Any) -> None:
+    with pytest.raises(PixxelConfigError, match=f"extra '{name}' must be a positive number of"):
+        settings_for(extra_dejson={name: value})
+
+
 def test_the_key_is_not_in_the_repr() -> None:
     settings = settings_for(extra_dejson={"auth_prefix": "Bearer"})
     assert KEY not in repr(settings)
@@ -183,6 +202,18 @@ def test_path_fills_placeholders_in_order_and_quotes_them() -> None:
 def test_path_refuses_empty_ids(value: Any) -> None:
     with pytest.raises(PixxelConfigError, match="aoi_id is required for /v0/aoi/aoi_id"):
         path("/v0/aoi/{aoi_id}", value)
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+def test_path_refuses_dot_segments(value: str) -> None:
+    with pytest.raises(PixxelConfigError, match=f"insight_id '{re_escape(value)}' is refused .* dot segment"):
+        path("/v0/aoi/{aoi_id}/insights/{insight_id}", "aoi1", value)
+
+
+def test_path_keeps_ids_that_merely_contain_dots() -> None:
+    assert path("/v0/orders/{id}", "...") == "/v0/orders/..."
+    assert path("/v0/orders/{id}", "a..b") == "/v0/orders/a..b"
+    assert path("/v0/orders/{id}", "../x") == "/v0/orders/..%2Fx"
 
 
 def test_path_needs_every_id() -> None:
@@ -341,6 +372,58 @@ def test_decode_response() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"a": NaN}', "NaN is not a JSON value"),
+        (b"[-Infinity]", "-Infinity is not a JSON value"),
+        (b'{"total": 1e400}', "out of range"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+    ],
+)
+def test_decode_json_refuses_what_is_not_plain_json(content: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        decode_json(content)
+
+
+def test_decode_json_reads_plain_json() -> None:
+    assert decode_json(b'{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
+
+
+def test_an_object_read_refuses_other_json() -> None:
+    request = ApiRequest("GET", "/v0/orders/o1", expect="object")
+    url = "https://api.pixxel.space/v0/orders/o1"
+    assert decode_response(request, url=url, status=200, content=b'{"id": "o1"}', content_type="") == {
+        "id": "o1"
+    }
+    with pytest.raises(PixxelApiError, match="expected a JSON object but got list") as refused:
+        decode_response(request, url=url, status=200, content=b'[{"id": "o1"}]', content_type="")
+    assert refused.value.code == "unexpected_answer"
+
+
+ORDERS_URL = "https://api.pixxel.space/v0/orders"
+
+
+def test_redirect_error_names_status_and_target_without_query() -> None:
+    request = ApiRequest("GET", "/v0/orders")
+    relative = redirect_error(request, url=ORDERS_URL, status=302, headers={"Location": "/v1/orders?sig=s"})
+    assert "redirected to https://api.pixxel.space/v1/orders (host api.pixxel.space)" in str(relative)
+    assert "sig=s" not in str(relative)
+    absent = redirect_error(request, url=ORDERS_URL, status=301, headers={})
+    assert "HTTP 301" in str(absent)
+    assert "without a readable Location" in str(absent)
+
+
+def test_answer_body_keeps_only_the_start_of_an_error_answer() -> None:
+    huge = {"Content-Length": str(10**9)}  # an error answer is never refused for its size: it is cut
+    answer = AnswerBody(
+        ApiRequest("GET", "/v0/orders"), url=ORDERS_URL, status=500, headers=huge, settings=settings_for()
+    )
+    assert answer.add(b"e" * 1000)
+    assert not answer.add(b"e" * ERROR_BODY_BYTES)
+    assert len(answer.content) == ERROR_BODY_BYTES
+
+
 def test_response_value_raises_for_errors_and_decodes_the_rest() -> None:
     request = ApiRequest("GET", "/v0/x")
     with pytest.raises(PixxelNotFoundError):
@@ -369,6 +452,9 @@ def test_transport_error_wording() -> None:
     assert "connection lost" in str(lost)
     slow = transport_error(request, url, request_sent=True, cause=TimeoutError(), read_timeout=60.0)
     assert "no answer within 60 s" in str(slow)
+    trickled = transport_error(request, url, request_sent=True, cause=TimeoutError(), call_timeout=300.0)
+    assert "no complete answer within 300 s (the connection's call_timeout)" in str(trickled)
+    assert trickled.request_sent is True
     assert "secret" not in str(slow) + slow.url
 
 
