@@ -171,15 +171,28 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         with CallDeadline(settings.call_timeout) as deadline:
             try:
                 # The API documents no redirects: a 3xx is an error (response_value), never followed.
-                response = self.get_conn().request(
-                    request.method,
-                    url,
-                    params=request.params or None,
-                    json=request.json,
-                    headers={"Accept": request.accept},
-                    timeout=(settings.connect_timeout, settings.read_timeout),
-                    allow_redirects=False,
+                # Sent through the adapter, not Session.send: even with allow_redirects=False that reads
+                # a 3xx answer's whole body (to prepare Response.next), which a hostile server makes
+                # endless; here only the bytes AnswerBody accepts are read.
+                session = self.get_conn()
+                prepared = session.prepare_request(
+                    requests.Request(
+                        request.method,
+                        url,
+                        params=request.params or None,
+                        json=request.json,
+                        headers={"Accept": request.accept},
+                    )
+                )
+                # Proxies and CA bundle from the environment, as Session.request would take them.
+                environment = session.merge_environment_settings(url, {}, True, None, None)
+                response = session.get_adapter(url).send(
+                    prepared,
                     stream=True,
+                    timeout=(settings.connect_timeout, settings.read_timeout),
+                    verify=environment["verify"] if environment["verify"] is not None else True,
+                    cert=environment["cert"],
+                    proxies=environment["proxies"],
                 )
                 with response:
                     answer = AnswerBody(

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from airflow_provider_pixxel.exceptions import (
     PixxelPagingError,
     PixxelTransportError,
 )
+from airflow_provider_pixxel.hooks.download import download
 from airflow_provider_pixxel.hooks.pagination import aiter_offset_pages, paginated_list_page
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
@@ -171,6 +173,67 @@ async def test_a_redirected_read_is_an_error_naming_the_target(
     assert "sig-secret" not in message
     assert target.requests == []
     assert len(api.requests) == 1  # a redirect is not retried either
+
+
+def endless_redirect(target: str, *, give_up_after: int = 256 * 1024 * 1024) -> Any:
+    """A 302 whose body does not end until ``give_up_after`` bytes: whether the client hung up before
+    is recorded as the outcome ("cut")."""
+
+    def answer(exchange: Exchange) -> None:
+        handler = exchange.handler
+        handler.send_response(302)
+        handler.send_header("Location", target)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        outcome = "complete"
+        try:
+            block = b"<p>moved</p>" * 5000
+            sent = 0
+            while sent < give_up_after and not exchange.server.stopping.is_set():
+                handler.wfile.write(block)
+                sent += len(block)
+        except OSError:
+            outcome = "cut"
+        exchange.server.outcomes.append(outcome)
+        exchange.server.outcome_ready.set()
+
+    return answer
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_redirect_with_an_endless_body_is_refused_without_reading_it(
+    monkeypatch: pytest.MonkeyPatch, api: Loopback, other_host: Loopback, client: str
+) -> None:
+    # requests' Session.send reads a 3xx answer's whole body even with allow_redirects=False; only the
+    # call deadline (made long here) would end that read, and memory would grow all the while.
+    api.routes[JOB_PATH] = endless_redirect(f"{other_host.base_url}{JOB_PATH}")
+    connect(monkeypatch, api.base_url, call_timeout=20)
+    started = time.monotonic()
+
+    with pytest.raises(PixxelApiError) as refused:
+        await send(client, "get_job", "wf-1", "job-1")
+
+    assert refused.value.code == "redirect"
+    assert time.monotonic() - started < 10
+    assert api.wait_for_outcome() == "cut"  # the client hung up instead of reading on
+    assert other_host.requests == []
+
+
+def test_a_download_link_redirecting_with_an_endless_body_is_followed_without_reading_it(
+    api: Loopback, tmp_path: Path
+) -> None:
+    content = b"the file behind the redirect"
+    api.routes["/file"] = lambda exchange: exchange.send(200, content, {"Content-Type": "image/tiff"})
+    api.routes["/link"] = endless_redirect(f"{api.base_url}/file")
+    started = time.monotonic()
+
+    result = download(lambda: f"{api.base_url}/link", tmp_path / "x.tif", timeout=(5.0, 20.0))
+
+    assert (tmp_path / "x.tif").read_bytes() == content
+    assert result.size == len(content)
+    assert time.monotonic() - started < 10
+    assert api.wait_for_outcome() == "cut"
 
 
 async def test_a_307_never_carries_a_stores_secrets_to_another_host(

@@ -306,13 +306,14 @@ class _Transfer:
         prepared = self.session.prepare_request(
             requests.Request("GET", url, headers=headers, auth=_StripAuthorization())
         )
-        return self.session.send(
+        # Through the adapter, not Session.send: even with allow_redirects=False that reads a 3xx
+        # answer's whole body (to prepare Response.next), which a hostile file host makes endless.
+        return self.session.get_adapter(url).send(
             prepared,
             stream=True,
             timeout=self.timeout,
-            allow_redirects=False,
             proxies=dict(self.session.proxies),
-            verify=self.session.verify,
+            verify=self.session.verify if self.session.verify is not None else True,
             cert=self.session.cert,
         )
 
