@@ -20,7 +20,8 @@ from airflow_provider_pixxel.statuses import (
 
 S, F, P, R = Phase.SUCCESS, Phase.FAILURE, Phase.PARTIAL, Phase.RUNNING
 
-# (resource, status, phase): the spec's enums and the docs' spellings of FACTS.md §5.
+# (resource, status, phase): the spec's enums, and the spellings the Pixxel docs use for each
+# resource's statuses.
 DOCUMENTED = [
     (Resource.AOI, "success", S),
     (Resource.AOI, "failed", F),

@@ -5,8 +5,9 @@ idempotent and double as the status read of a package), plus ``delete_insights``
 calls to stop an insight when its task is killed. Each method only describes its request and
 hands it to ``_call``: :class:`~airflow_provider_pixxel.hooks.pixxel.PixxelHook` sends it and returns
 the decoded JSON, :class:`~airflow_provider_pixxel.hooks.pixxel_async.PixxelAsyncHook` returns an
-awaitable of it. Names and arguments follow ``OPERATIONS.md``: path parameters positional, query
-parameters and body fields keyword-only, ``None`` left out.
+awaitable of it. Names and arguments follow the hook's convention (``spec/operations.py`` maps each
+spec operation to its method): path parameters positional, query parameters and body fields
+keyword-only, ``None`` left out.
 """
 
 from __future__ import annotations

@@ -196,8 +196,9 @@ async def test_server_errors_are_polled_with_a_sleep_between_each(sim: Any) -> N
 
     assert event["status"] == "timeout"
     assert "unknown" in event["message"]
-    # A busy loop would send thousands of requests in this window (BAR.md §3); one per interval,
-    # plus the final poll at the deadline, is the most a sleeping loop can send.
+    # A busy loop would send thousands of requests in this window (as an HTTP sensor trigger that
+    # retries a 500 without sleeping does); one per interval, plus the final poll at the deadline, is
+    # the most a sleeping loop can send.
     assert 2 <= rule.injected_count <= window / interval + 2
     assert rule.injected_count == _job_reads(sim, ids)
 
