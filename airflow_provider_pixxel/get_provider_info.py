@@ -16,6 +16,7 @@ HOOK_MODULES = [
     "airflow_provider_pixxel.hooks.pixxel_async",
     "airflow_provider_pixxel.hooks.reconcile",
     "airflow_provider_pixxel.hooks.retry",
+    "airflow_provider_pixxel.hooks.sessions",
     "airflow_provider_pixxel.hooks.transport",
     "airflow_provider_pixxel.hooks.transport_deadline",
 ]

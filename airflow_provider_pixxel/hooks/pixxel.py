@@ -36,6 +36,7 @@ from airflow_provider_pixxel.hooks.pagination import (
     too_many_pages,
 )
 from airflow_provider_pixxel.hooks.retry import RetryPolicy, outcome_unknown
+from airflow_provider_pixxel.hooks.sessions import RedirectBodyUnreadSession
 from airflow_provider_pixxel.hooks.transport import (
     BODY_CHUNK_BYTES,
     DEFAULT_CONN_ID,
@@ -121,7 +122,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
     def get_conn(self) -> requests.Session:
         """The hook's one ``requests.Session``, with keep-alive connections reused across calls."""
         if self._session is None:
-            session = requests.Session()
+            session = RedirectBodyUnreadSession()
             # Retries are ours (tenacity); urllib3's own would re-send create requests blindly.
             adapter = DeadlineHTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
             session.mount("https://", adapter)
@@ -171,28 +172,15 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         with CallDeadline(settings.call_timeout) as deadline:
             try:
                 # The API documents no redirects: a 3xx is an error (response_value), never followed.
-                # Sent through the adapter, not Session.send: even with allow_redirects=False that reads
-                # a 3xx answer's whole body (to prepare Response.next), which a hostile server makes
-                # endless; here only the bytes AnswerBody accepts are read.
-                session = self.get_conn()
-                prepared = session.prepare_request(
-                    requests.Request(
-                        request.method,
-                        url,
-                        params=request.params or None,
-                        json=request.json,
-                        headers={"Accept": request.accept},
-                    )
-                )
-                # Proxies and CA bundle from the environment, as Session.request would take them.
-                environment = session.merge_environment_settings(url, {}, True, None, None)
-                response = session.get_adapter(url).send(
-                    prepared,
-                    stream=True,
+                response = self.get_conn().request(
+                    request.method,
+                    url,
+                    params=request.params or None,
+                    json=request.json,
+                    headers={"Accept": request.accept},
                     timeout=(settings.connect_timeout, settings.read_timeout),
-                    verify=environment["verify"] if environment["verify"] is not None else True,
-                    cert=environment["cert"],
-                    proxies=environment["proxies"],
+                    allow_redirects=False,
+                    stream=True,
                 )
                 with response:
                     answer = AnswerBody(

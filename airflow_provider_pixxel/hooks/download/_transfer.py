@@ -24,6 +24,11 @@ from airflow_provider_pixxel.hooks.download._common import (
 )
 from airflow_provider_pixxel.hooks.download._part import _PartFile, _Progress
 from airflow_provider_pixxel.hooks.retry import RETRYABLE_STATUS_CODES, RetryPolicy, parse_retry_after
+from airflow_provider_pixxel.hooks.sessions import (
+    RedirectBodyUnreadSession,
+    redirect_target,
+    unread_redirects,
+)
 from airflow_provider_pixxel.hooks.transport import USER_AGENT, strip_query, url_refusal
 
 # The file host refusing a signed URL: a fresh URL may succeed where retrying the same one cannot.
@@ -65,7 +70,7 @@ class _StripAuthorization(requests.auth.AuthBase):
 
 
 def _plain_session() -> requests.Session:
-    session = requests.Session()
+    session = RedirectBodyUnreadSession()
     # No .netrc credentials, environment proxies or CA bundle: a signed URL needs none of them, and a
     # proxy from the environment would see every signed URL. (Requests are sent without the
     # environment whatever the session says, see _Transfer._send; this keeps the session honest too.)
@@ -137,7 +142,7 @@ class _Transfer:
         timeout: tuple[float, float],
     ) -> None:
         self.url_provider = url_provider
-        self.session = session
+        self.session = unread_redirects(session)
         self.label = label
         self.expected_size = expected_size
         self.chunk_size = chunk_size
@@ -281,7 +286,7 @@ class _Transfer:
         redirects = 0
         while True:
             response = self._send(url, headers)
-            location = self.session.get_redirect_target(response)
+            location = redirect_target(response)
             if location is None:
                 return response
             response.close()
@@ -306,14 +311,13 @@ class _Transfer:
         prepared = self.session.prepare_request(
             requests.Request("GET", url, headers=headers, auth=_StripAuthorization())
         )
-        # Through the adapter, not Session.send: even with allow_redirects=False that reads a 3xx
-        # answer's whole body (to prepare Response.next), which a hostile file host makes endless.
-        return self.session.get_adapter(url).send(
+        return self.session.send(
             prepared,
             stream=True,
             timeout=self.timeout,
+            allow_redirects=False,
             proxies=dict(self.session.proxies),
-            verify=self.session.verify if self.session.verify is not None else True,
+            verify=self.session.verify,
             cert=self.session.cert,
         )
 
