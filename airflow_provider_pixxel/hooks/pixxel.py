@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_pixxel.exceptions import PixxelAuthError, PixxelConfigError, PixxelError
+from airflow_provider_pixxel.hooks import MAX_IMAGE_SEARCH_LIMIT
 from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
 from airflow_provider_pixxel.hooks.pagination import (
     DEFAULT_MAX_PAGES,
@@ -55,11 +56,10 @@ from airflow_provider_pixxel.hooks.transport import (
 from airflow_provider_pixxel.hooks.transport_deadline import CallDeadline, DeadlineHTTPAdapter
 from airflow_provider_pixxel.spec import enum_values
 from airflow_provider_pixxel.spec.rules import check_request
+from airflow_provider_pixxel.utils.arguments import whole_number
 from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
 
 JSON = Any
-
-MAX_IMAGE_SEARCH_LIMIT = 10000
 
 
 def _request_never_sent(error: requests.exceptions.ConnectionError) -> bool:
@@ -336,7 +336,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
     ) -> JSON:
         """Search satellite images over a geometry and time range (``POST /v0/search``); a safe read."""
         if limit is not None:
-            _check_range("limit", limit, 1, MAX_IMAGE_SEARCH_LIMIT)
+            whole_number("limit", limit, low=1, high=MAX_IMAGE_SEARCH_LIMIT)
         return self._call(
             ApiRequest(
                 "POST",
@@ -454,7 +454,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                     "dynamic_bins is required when visualization_mode is 'dynamic': pass a number of "
                     "bins from 1 to 15"
                 )
-            _check_range("dynamic_bins", dynamic_bins, 1, 15)
+            whole_number("dynamic_bins", dynamic_bins, low=1, high=15)
         return self._call(
             ApiRequest(
                 "PUT",
@@ -1092,11 +1092,6 @@ def _one_of(name: str, value: str, allowed: Sequence[str], *, upper: bool = Fals
 
 def _visualization_mode(name: str, value: str) -> str:
     return _one_of(name, value, enum_values("atlas.VisualizationMode"))
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise PixxelConfigError(f"{name} must be a whole number from {low} to {high}; got {value!r}")
 
 
 def _non_empty_list(name: str, values: Sequence[Any]) -> list[Any]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
+from airflow_provider_pixxel.hooks import MAX_IMAGE_SEARCH_LIMIT
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator
 from airflow_provider_pixxel.utils.arguments import (
     bare_geometry,
@@ -36,7 +37,6 @@ from airflow_provider_pixxel.utils.dates import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-MAX_IMAGE_SEARCH_LIMIT = 10000
 DEFAULT_MAX_RETURNED_IDS = 1000
 CLOUD_COVER_PROPERTY = "eo:cloud_cover"
 _SORT_DIRECTIONS = ("asc", "desc")
