@@ -61,11 +61,12 @@ demo: $(VENV)/.installed-$(AIRFLOW_VERSION)
 	$(VENV)/bin/python scripts/demo.py
 
 # Real Airflow deployments (DEPLOYMENT.md). Their own venv, so make test's venvs stay as they are: the
-# same Airflow plus what the distributed form needs (CeleryExecutor, PostgreSQL driver, s3fs behind
-# ObjectStoragePath("s3://..."), moto's standalone S3 server, the Redis client).
+# same Airflow plus what the distributed form needs (CeleryExecutor, PostgreSQL drivers, s3fs behind
+# ObjectStoragePath("s3://..."), moto's standalone S3 server, the Redis client). celery 5.7 dropped
+# celery.backends.database.retry, which apache-airflow-providers-celery 3.26 imports: the worker won't start.
 VENV_DEPLOY ?= .venv-deploy
-DEPLOY_PACKAGES = "apache-airflow[celery,amazon]==$(AIRFLOW_VERSION)" "apache-airflow-providers-amazon[s3fs]" \
-	psycopg2-binary "moto[server]" redis pillow
+DEPLOY_PACKAGES = "apache-airflow[celery,amazon,postgres]==$(AIRFLOW_VERSION)" "apache-airflow-providers-amazon[s3fs]" \
+	psycopg2-binary "moto[server]" redis pillow "celery<5.7"
 DEPLOY_ARGS ?=
 .PHONY: airflow test-deployment
 

@@ -322,6 +322,8 @@ def distributed_leg(report: Report, work: Path) -> None:
             metadata = Metadata(pg_port)
             note["detail"] = f"PostgreSQL :{pg_port}, Redis :{redis_port}, S3 {endpoint}, API {site.api_url}"
 
+        if metadata is None:
+            return  # the deployment did not come up: the failed check above says why
         output_dir = f"s3://{BUCKET}/outputs"
         run_id = "deploy-dist-flagship"
         killed_worker = ""
