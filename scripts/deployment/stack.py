@@ -149,6 +149,11 @@ class Supervisor:
             self._signal(service, members, signal.SIGTERM)
             _, alive = psutil.wait_procs(members, timeout=STOP_GRACE_SECONDS)
             if alive or service.process.poll() is None:
+                left = [p.pid for p in alive]
+                grace = f"{STOP_GRACE_SECONDS:.0f} s"
+                print(
+                    f"[deploy] {name}: pids {left} still running {grace} after SIGTERM; SIGKILL", flush=True
+                )
                 self._signal(service, [*alive, *self.tree(name)], signal.SIGKILL)
                 psutil.wait_procs(alive, timeout=STOP_GRACE_SECONDS)
         try:
