@@ -150,3 +150,15 @@ def backfill(
     if failed:
         raise DeploymentError(f"backfill runs not successful: {failed}")
     return runs
+
+
+def resumed_not_retried(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> None:
+    """The task succeeded in its first try: its deferred wait resumed rather than being run again.
+
+    :raises DeploymentError: naming the task's state and try when it did not.
+    """
+    (task,) = [ti for ti in api.task_instances(dag_id, run_id) if ti["task_id"] == task_id]
+    if (task["state"], task["try_number"]) != ("success", 1):
+        raise DeploymentError(
+            f"{task_id} of {run_id} is {task['state']} in try {task['try_number']}: its wait was not resumed"
+        )

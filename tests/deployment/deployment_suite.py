@@ -52,6 +52,7 @@ from tests.deployment.common import (
     backfill,
     creates_in,
     expect_success,
+    resumed_not_retried,
     sha256_bytes,
     today_midnight,
     wait_for_task_state,
@@ -154,6 +155,7 @@ def single_machine_leg(report: Report, work: Path) -> None:
                 what="make airflow to restart the triggerer",
             )
             expect_success(api, FLAGSHIP, run_id)
+            resumed_not_retried(api, FLAGSHIP, run_id, "wait_for_order")
             (summary_path,) = output_dir.glob(f"{FLAGSHIP}/*/summary.json")
             summary = json.loads(summary_path.read_text())
             for entry in summary["files"]:
@@ -163,7 +165,9 @@ def single_machine_leg(report: Report, work: Path) -> None:
             orders = creates_in(read_log(state_dir / "service-logs" / "simulator-requests.jsonl"), "order")
             if orders != [summary["order_id"]]:
                 raise DeploymentError(f"orders created: {orders}, expected exactly {summary['order_id']}")
-            note["detail"] = f"triggerer pid {triggerer_pid} killed, restarted; 1 order ({orders[0]})"
+            note["detail"] = (
+                f"triggerer pid {triggerer_pid} killed and restarted; wait resumed in try 1; 1 order"
+            )
 
         with report.check(leg, "daily PNG via scheduler (2025-03-02)") as note:
             run_id = "deploy-daily-2025-03-02"

@@ -39,6 +39,7 @@ from tests.deployment.common import (
     Report,
     backfill,
     creates_in,
+    resumed_not_retried,
     task_states,
     today_midnight,
     wait_for_task_state,
@@ -347,25 +348,29 @@ def distributed_leg(report: Report, work: Path) -> None:
                 return host == other or state == "success"
 
             wait_for(taken_over, timeout=240, what=f"{other} to take over the order wait", interval=1)
-            took = metadata.trigger_host(FLAGSHIP, run_id, "wait_for_order") or "(finished)"
-            note["detail"] = f"{holder} killed; wait taken over by {took}"
+            took = metadata.trigger_host(FLAGSHIP, run_id, "wait_for_order") or other
+            wait_for_task_state(api, FLAGSHIP, run_id, "wait_for_order", "success", timeout=300)
+            resumed_not_retried(api, FLAGSHIP, run_id, "wait_for_order")
+            note["detail"] = f"{holder} killed; {took} took the wait over and finished it in try 1"
 
         with report.check(LEG, "a worker SIGKILLed mid-download; retried on the other") as note:
             wait_for_task_state(api, FLAGSHIP, run_id, "download_imagery", "running", timeout=300)
             part_dirs = {name: root / name / "tmp" / "airflow-pixxel-downloads" for name in WORKERS}
 
-            def downloading() -> tuple[str, int] | None:
+            def downloading() -> tuple[str, Path] | None:
                 for name, directory in part_dirs.items():
                     for part in directory.glob("*.part"):
-                        size = part.stat().st_size
-                        if size >= PART_SEEN_BYTES:
-                            return name, size
+                        if part.stat().st_size >= PART_SEEN_BYTES:
+                            return name, part
                 return None
 
-            killed_worker, part_size = wait_for(
-                downloading, timeout=300, what="a .part to grow", interval=0.1
-            )
+            killed_worker, part = wait_for(downloading, timeout=300, what="a .part to grow", interval=0.1)
             supervisor.kill(killed_worker)
+            part_size = part.stat().st_size  # what the killed try had streamed when it died
+            if part_size >= LARGE_PACKAGE_BYTES:
+                raise DeploymentError(
+                    f"{killed_worker} was killed after its download completed, not during it"
+                )
             seen_sizes: dict[str, set[int]] = {}
 
             def finished() -> str | None:
@@ -431,7 +436,7 @@ def distributed_leg(report: Report, work: Path) -> None:
                 png = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["png"]
                 if s3_sha256(s3, key_of(png["path"]))[0] != png["sha256"]:
                     raise DeploymentError(f"{png['path']} does not match its manifest")
-            note["detail"] = f"5 partitions in s3://{BUCKET}, at most {overlap} runs at once"
+            note["detail"] = f"5 partitions in s3://{BUCKET}; {overlap} runs at once at the peak"
 
         with report.check(LEG, "nothing bought twice, nothing lost") as note:
             entries = read_log(simulator.log)
