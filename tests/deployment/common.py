@@ -18,6 +18,7 @@ from scripts.deployment.stack import AirflowApi, AirflowSite, DeploymentError, w
 FLAGSHIP = "pixxel_tasking_to_delivery"
 DAILY_PNG = "pixxel_daily_index_png"
 RUN_TIMEOUT_SECONDS = 480.0
+SQLITE_LOCKED_ATTEMPTS = 3
 
 
 @dataclass
@@ -133,9 +134,17 @@ def backfill(
     options = ["--dag-run-conf", json.dumps(conf)]
     if max_active_runs:
         options += ["--max-active-runs", str(max_active_runs)]
-    site.run(
-        "backfill", "create", "--dag-id", dag_id, "--from-date", first_day, "--to-date", last_day, *options
-    )
+    command = ("backfill", "create", "--dag-id", dag_id, "--from-date", first_day, "--to-date", last_day)
+    for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
+        try:
+            site.run(*command, *options)
+            break
+        except DeploymentError as error:
+            # SQLite has one writer: the CLI's transaction can lose to the scheduler's ("database is
+            # locked" after sqlite3's 5 s busy wait) and is rolled back whole, so sending it again is safe.
+            if "database is locked" not in str(error) or attempt == SQLITE_LOCKED_ATTEMPTS:
+                raise
+            print(f"backfill create: SQLite was locked (attempt {attempt}); sending it again", flush=True)
     days = (datetime.date.fromisoformat(last_day) - datetime.date.fromisoformat(first_day)).days + 1
     api = site.api()
 
