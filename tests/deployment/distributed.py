@@ -288,6 +288,11 @@ def distributed_leg(report: Report, work: Path) -> None:
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_local_settings.deployment_hostname",
                     # A killed worker's task stops heartbeating: found and retried within the test's time.
                     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                    # A task whose Celery message the killed worker had already taken (a deferred wait
+                    # resuming, say) stays queued: its message is redelivered only after Redis's
+                    # visibility timeout (6 h by default), and Airflow queues it again after this.
+                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
                     "PIXXEL_DEPLOYMENT_RETRY_DELAY_SECONDS": "5",
                     "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
                         {
