@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class PixxelError(AirflowException):
@@ -18,6 +18,15 @@ class PixxelError(AirflowException):
 
 class PixxelConfigError(PixxelError, ValueError):
     """The connection or an argument is wrong; nothing was sent. The message says how to fix it."""
+
+
+class PixxelExistingResourceError(PixxelConfigError, AirflowFailException):
+    """A resource of the name (or identity) asked for already exists and this task may not adopt it.
+
+    Either ``reuse_existing`` is off, or the existing resource differs from the one asked for (another
+    geometry, expression or bucket). Nothing was created. The task is not retried: only renaming the
+    resource or changing the argument that forbids the adoption resolves it.
+    """
 
 
 class PixxelTransportError(PixxelError):
