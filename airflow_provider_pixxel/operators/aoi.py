@@ -179,10 +179,11 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
         name, project_id = request["name"], request["project_id"]
 
         def find(conflict: Any) -> list[Mapping[str, Any]]:
+            # The name filter of GET /v0/aois matches parts of names too: the exact name is picked here.
             return [
                 aoi
-                for aoi in self.hook.iter_aois(aoi_name=name, project_ids=project_id)
-                if aoi.get("name") == name and aoi.get("project_id") in (None, project_id)
+                for aoi in self.hook.iter_aois(aoi_name=name)
+                if aoi.get("name") == name and aoi.get("project_id") == project_id
             ]
 
         def differences(aoi: Mapping[str, Any]) -> list[str]:
