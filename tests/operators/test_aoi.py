@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from typing import Any
@@ -297,3 +298,28 @@ def test_runs_racing_to_create_the_same_aoi_end_with_one_aoi(sim: SimulatorHandl
     assert [run.result for run in runs] == [{"aoi_id": created.id, "status": "success"}] * 4
     # Every run sent its create; the service let one through and each loser adopted the winner.
     assert sorted(request.status for request in api_requests(sim, "POST", "/v0/aois")) == [201, 409, 409, 409]
+
+
+def test_a_daily_task_creates_its_aoi_once_and_every_later_run_adopts_it(sim: SimulatorHandle) -> None:
+    item_ids, project = td2_item_ids(sim), project_id(sim)
+    # [START howto_get_or_create_aoi]
+    field_aoi = PixxelCreateAOIOperator(
+        task_id="field_aoi",
+        name="field-42",  # one name for every run: no {{ ds_nodash }} in it
+        description="Field 42, monitored daily",
+        satellite_id=TD2_ID,
+        provider="pixxel",
+        geometry=FIELD,
+        item_ids=item_ids,
+        project_id=project,
+        reuse_existing=True,  # the first run creates the AOI, every later run adopts it
+        on_geometry_mismatch="fail",  # the default: a same-named AOI over another area fails the task
+    )
+    # [END howto_get_or_create_aoi]
+
+    days = [datetime.datetime(2025, 3, day, tzinfo=datetime.timezone.utc) for day in (1, 2, 3)]
+    results = [run_task(field_aoi, context() | {"logical_date": day}).result for day in days]
+
+    (created,) = sim.state.created("aoi")
+    assert results == [{"aoi_id": created.id, "status": "success"}] * 3
+    assert len(api_requests(sim, "POST", "/v0/aois")) == 1

@@ -74,6 +74,26 @@ def test_existing_store_of_the_same_name_is_reused(sim, bucket_connection):
     assert len(sim.state.requests("POST", "/v0/stores")) == 1
 
 
+def test_a_daily_task_registers_its_store_once_and_every_later_run_adopts_it(sim, bucket_connection):
+    assert bucket_connection == "bucket_secrets"
+    # [START howto_get_or_create_store]
+    deliveries = PixxelCreateStoreOperator(
+        task_id="deliveries",
+        name="agri-deliveries",
+        type="S3",
+        configs={"bucket": "agri-bucket", "region": "eu-west-1", "path_prefix": "pixxel/"},
+        secrets_conn_id="bucket_secrets",  # the credentials: only ever from a connection
+        reuse_existing=True,  # the default: later runs adopt the store, sending no secrets
+    )
+    # [END howto_get_or_create_store]
+
+    results = [run_task(deliveries, context()).result for _ in range(3)]
+
+    assert [result["created"] for result in results] == [True, False, False]
+    assert len({result["store_id"] for result in results}) == 1
+    assert len(sim.state.requests("POST", "/v0/stores")) == 1
+
+
 def test_reuse_refuses_a_store_pointing_elsewhere(sim, bucket_connection):
     run_task(store_op(bucket_connection), context())
     with pytest.raises(PixxelConfigError, match="bucket is 'agri-bucket', not 'other-bucket'"):

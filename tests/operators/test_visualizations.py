@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import io
@@ -175,6 +176,35 @@ def test_runs_racing_to_create_the_same_visualization_end_with_one(
     assert [run.result for run in runs] == [expected] * 4
     posts = sim.state.requests("POST", f"/v0/aois/{seeded['aoi_id']}/visualizations")
     assert sorted(request.status for request in posts) == [201, 409, 409, 409]
+
+
+def test_a_daily_task_computes_its_visualization_once_and_every_later_run_adopts_it(
+    sim: SimulatorHandle, seeded: dict[str, Any]
+) -> None:
+    ndvi_index_id = seeded["index_id"]
+    # [START howto_get_or_create_visualization]
+    ndvi = PixxelCreateVisualizationOperator(
+        task_id="ndvi",
+        aoi_id="{{ ti.xcom_pull(task_ids='field_aoi')['aoi_id'] }}",
+        index_id=ndvi_index_id,
+        resolution=10,
+        reuse_existing=True,  # the first run computes it, every later run adopts it
+    )
+    # [END howto_get_or_create_visualization]
+
+    results = []
+    for day in (1, 2, 3):
+        run_context = context() | {
+            "logical_date": datetime.datetime(2025, 3, day, tzinfo=datetime.timezone.utc)
+        }
+        run_context["ti"].xcoms["return_value"] = {"aoi_id": seeded["aoi_id"], "status": "success"}
+        task = copy.deepcopy(ndvi)  # each run renders its own copy, as a worker does
+        task.render_template_fields(run_context)
+        results.append(run_task(task, run_context).result)
+
+    (created,) = sim.state.created("visualization")
+    expected = {"aoi_id": seeded["aoi_id"], "visualization_id": created.id, "status": "success"}
+    assert results == [expected] * 3
 
 
 @pytest.mark.parametrize("deferrable", [True, False])
