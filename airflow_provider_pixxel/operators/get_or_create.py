@@ -39,7 +39,7 @@ def _no_differences(record: Mapping[str, Any]) -> list[str]:
 class Existing:
     """The resource a create request may find already made: how to find, name and check it.
 
-    :param description: what is created, for messages: ``"an AOI named 'field-42' in project p-1"``.
+    :param description: what is created, for messages: ``"the AOI named 'field-42' in project p-1"``.
     :param conflict: the sentence saying it exists, e.g. ``"An AOI named 'field-42' already exists"``.
     :param rule: the API's uniqueness rule, e.g. ``"AOI names are unique in a project"``.
     :param fix: how to create a separate one instead, e.g. ``"choose another name"``.
