@@ -24,7 +24,7 @@ class PixxelConfigError(PixxelError, AirflowFailException, ValueError):
     """
 
 
-class PixxelExistingResourceError(PixxelConfigError, AirflowFailException):
+class PixxelExistingResourceError(PixxelConfigError):
     """A resource of the name (or identity) asked for already exists and this task may not adopt it.
 
     Either ``reuse_existing`` is off, or the existing resource differs from the one asked for (another
