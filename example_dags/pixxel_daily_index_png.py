@@ -122,6 +122,7 @@ with DAG(
         }
 
     image = find_image()
+    # [START howto_operator_generate_index_png]
     render_png = PixxelGenerateIndexPngOperator(
         task_id="render_png",
         aoi_id=image["aoi_id"],
@@ -130,6 +131,8 @@ with DAG(
         date=image["image_date"],
         destination=PARTITION + "/{{ params.index | lower }}.png",
     )
+    # [END howto_operator_generate_index_png]
+    # [START howto_operator_generate_sld]
     write_sld = PixxelGenerateSldOperator(
         task_id="write_sld",
         aoi_id=image["aoi_id"],
@@ -139,6 +142,7 @@ with DAG(
         # {mode} is filled in by the operator, one file per visualization mode.
         destination=PARTITION + "/{{ params.index | lower }}_{mode}.sld",
     )
+    # [END howto_operator_generate_sld]
 
     @task
     def write_manifest(

@@ -154,6 +154,7 @@ with DAG(
         # Mapped in the same order as create_aoi, so map index n is field n.
         return {"aoi_id": aoi["aoi_id"], "asset_ids": mosaics, "file_name": fields[ti.map_index]["name"]}
 
+    # [START howto_operator_download_assets]
     download_assets = PixxelDownloadAssetsOperator.partial(
         task_id="download_assets",
         destination="{{ params.output_dir }}/{{ dag.dag_id }}/{{ ds }}",
@@ -162,3 +163,4 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     ).expand_kwargs(choose_assets.partial(fields=fields).expand(aoi=create_aoi.output))
+    # [END howto_operator_download_assets]

@@ -102,6 +102,7 @@ with DAG(
     area = validate_aoi()
     workspace = resolve_workspace()
 
+    # [START howto_operator_search_images]
     search_images = PixxelSearchImagesOperator(
         task_id="search_images",
         start_date="{{ params.start_date }}",
@@ -111,6 +112,8 @@ with DAG(
         filters=[{"id": "eo:cloud_cover", "min": 0, "max": 30}],
         limit=10,
     )
+    # [END howto_operator_search_images]
+    # [START howto_operator_create_aoi]
     create_aoi = PixxelCreateAOIOperator(
         task_id="create_aoi",
         name="{{ params.aoi_name }}-{{ ts_nodash }}",
@@ -123,6 +126,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_create_aoi]
 
     @task(multiple_outputs=True)
     def choose_block(aoi: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -166,6 +170,7 @@ with DAG(
         }
 
     block = choose_block(create_aoi.output)
+    # [START howto_operator_create_insights]
     run_insight = PixxelCreateInsightsOperator(
         task_id="run_insight",
         aoi_id="{{ ti.xcom_pull(task_ids='create_aoi')['aoi_id'] }}",
@@ -178,6 +183,8 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_create_insights]
+    # [START howto_operator_download_insights]
     download_outputs = PixxelDownloadInsightsOperator(
         task_id="download_outputs",
         aoi_id="{{ ti.xcom_pull(task_ids='run_insight')['aoi_id'] }}",
@@ -189,4 +196,5 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_download_insights]
     run_insight >> download_outputs

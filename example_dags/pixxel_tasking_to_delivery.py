@@ -123,6 +123,7 @@ with DAG(
                 "index_id": pick(hook.iter_indices(), params["index"], "index"),
             }
 
+    # [START howto_operator_create_order_tasking]
     @task
     def build_tasking_order(
         area: dict[str, Any],
@@ -150,12 +151,15 @@ with DAG(
             }
         ]
 
+    # [END howto_operator_create_order_tasking]
+
     area = validate_aoi()
     workspace = resolve_workspace()
     order_items = build_tasking_order(
         area["feature_collection"], workspace["project_id"], workspace["bandset_id"]
     )
 
+    # [START howto_operator_create_order]
     place_order = PixxelCreateOrderOperator(
         task_id="place_order",
         order_items=order_items,
@@ -163,6 +167,7 @@ with DAG(
         # Waiting is the sensor's job, so the triggerer (not a worker slot) holds the days of tasking.
         wait_for_completion=False,
     )
+    # [END howto_operator_create_order]
     wait_for_order = PixxelOrderSensor(
         task_id="wait_for_order",
         order_id=ORDER_ID,
@@ -179,6 +184,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [START howto_operator_create_store]
     register_store = PixxelCreateStoreOperator(
         task_id="register_store",
         name="{{ params.store_name }}",
@@ -187,6 +193,8 @@ with DAG(
         secrets_conn_id="{{ params.store_secrets_conn_id }}",
         reuse_existing=True,
     )
+    # [END howto_operator_create_store]
+    # [START howto_operator_create_delivery]
     deliver = PixxelCreateDeliveryOperator(
         task_id="deliver",
         catalog_ids=CATALOG_IDS,
@@ -195,7 +203,9 @@ with DAG(
         # One sensor per delivery waits below, each deferrable on its own.
         wait_for_completion=False,
     )
+    # [END howto_operator_create_delivery]
 
+    # [START howto_sensor_delivery]
     @task
     def delivery_ids(requested: dict[str, Any]) -> list[str]:
         return list(requested["delivery_ids"])
@@ -203,6 +213,7 @@ with DAG(
     wait_for_deliveries = PixxelDeliverySensor.partial(
         task_id="wait_for_deliveries", poke_interval=POLL_INTERVAL_SECONDS, timeout=SHORT_WAIT_SECONDS
     ).expand(delivery_id=delivery_ids(deliver.output))
+    # [END howto_sensor_delivery]
 
     search_preview_images = PixxelSearchImagesOperator(
         task_id="search_preview_images",
@@ -225,6 +236,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [START howto_operator_create_visualization]
     create_visualization = PixxelCreateVisualizationOperator(
         task_id="create_visualization",
         aoi_id="{{ ti.xcom_pull(task_ids='create_preview_aoi')['aoi_id'] }}",
@@ -232,6 +244,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_create_visualization]
 
     @task
     def newest_image_date(aoi: dict[str, Any]) -> str:

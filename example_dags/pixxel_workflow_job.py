@@ -74,6 +74,7 @@ with DAG(
         with PixxelHook() as hook:
             return pick(hook.iter_workflows(), params["workflow"], "workflow")
 
+    # [START howto_operator_run_job]
     run_job = PixxelRunJobOperator(
         task_id="run_job",
         workflow_id=resolve_workflow(),
@@ -81,6 +82,8 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_run_job]
+    # [START howto_operator_download_job]
     download_job_package = PixxelDownloadJobOperator(
         task_id="download_job_package",
         workflow_id=WORKFLOW_ID,
@@ -89,7 +92,9 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_download_job]
 
+    # [START howto_operator_download_task]
     @task
     def job_task_ids(job: dict[str, Any]) -> list[str]:
         if not job["task_ids"]:
@@ -104,6 +109,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     ).expand(job_task_id=job_task_ids(run_job.output))
+    # [END howto_operator_download_task]
 
     @task
     def summarize(
