@@ -20,6 +20,7 @@ from pixxel_example_settings import (
     output_path,
     poll_interval_seconds,
     resolve_project,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -177,6 +178,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -189,7 +191,9 @@ with DAG(
             "order_status": fulfilled.get("status"),
             "files": [{key: imagery[key] for key in ("path", "size", "sha256")}],
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary

@@ -10,6 +10,8 @@ from pixxel_example_settings import (
     DEFAULT_ARGS,
     FIELD_AREA,
     OUTPUT_DIR,
+    RUN_DATE_NODASH,
+    RUN_TS_NODASH,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
@@ -116,7 +118,7 @@ with DAG(
     # [START howto_operator_create_aoi]
     create_aoi = PixxelCreateAOIOperator(
         task_id="create_aoi",
-        name="{{ params.aoi_name }}-{{ ts_nodash }}",
+        name="{{ params.aoi_name }}-" + RUN_TS_NODASH,
         description="Insight area",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -176,7 +178,7 @@ with DAG(
         aoi_id="{{ ti.xcom_pull(task_ids='create_aoi')['aoi_id'] }}",
         block=block["block"],
         input_values=block["input_values"],
-        name="{{ params.block_name }}-{{ ds_nodash }}",
+        name="{{ params.block_name }}-" + RUN_DATE_NODASH,
         project_id=workspace["project_id"],
         metadata={"dag_run": "{{ run_id }}"},
         max_cost="{{ params.max_cost }}",

@@ -16,12 +16,15 @@ from pixxel_example_settings import (
     FIELD_AREA,
     LONG_WAIT_SECONDS,
     OUTPUT_DIR,
+    RUN_DATE,
+    RUN_TS_NODASH,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -131,10 +134,12 @@ with DAG(
         bandset_id: str,
         ds: str | None = None,
         params: dict[str, Any] | None = None,
+        dag_run: Any = None,
     ) -> list[dict[str, Any]]:
-        assert ds is not None
         assert params is not None
-        start = datetime.date.fromisoformat(ds) + datetime.timedelta(days=params["capture_starts_in_days"])
+        start = datetime.date.fromisoformat(run_date(ds, dag_run)) + datetime.timedelta(
+            days=params["capture_starts_in_days"]
+        )
         end = start + datetime.timedelta(days=params["capture_window_days"])
         return [
             {
@@ -199,7 +204,7 @@ with DAG(
         task_id="deliver",
         catalog_ids=CATALOG_IDS,
         store_id="{{ ti.xcom_pull(task_ids='register_store')['store_id'] }}",
-        path="{{ params.delivery_prefix }}{{ ds }}/",
+        path="{{ params.delivery_prefix }}" + RUN_DATE + "/",
         # One sensor per delivery waits below, each deferrable on its own.
         wait_for_completion=False,
     )
@@ -226,7 +231,7 @@ with DAG(
     )
     create_preview_aoi = PixxelCreateAOIOperator(
         task_id="create_preview_aoi",
-        name="{{ params.order_name }}-preview-{{ ts_nodash }}",
+        name="{{ params.order_name }}-preview-" + RUN_TS_NODASH,
         description="Index preview of the tasking order's area from archive imagery",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -278,6 +283,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -296,7 +302,9 @@ with DAG(
                 "statuses": [entry.get("status") for entry in delivered],
             },
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary

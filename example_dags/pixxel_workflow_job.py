@@ -18,6 +18,7 @@ from pixxel_example_settings import (
     output_path,
     pick,
     poll_interval_seconds,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -119,6 +120,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -134,7 +136,9 @@ with DAG(
                 for entry in task_packages
             ],
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
