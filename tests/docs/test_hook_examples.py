@@ -94,6 +94,35 @@ def test_script_without_a_connection_says_which_one_is_missing(tmp_path: Path) -
     assert "pixxel_default" in done.stderr
 
 
+@pytest.mark.e2e
+def test_script_does_not_find_a_connection_kept_only_in_the_metadata_database(tmp_path: Path) -> None:
+    # What the deployment how-to says: outside a task, the metadata database is not where a hook looks.
+    airflow_cli = str(Path(sys.executable).with_name("airflow"))
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))
+    }
+    env["AIRFLOW_HOME"] = str(tmp_path)
+    subprocess.run([airflow_cli, "db", "migrate"], env=env, capture_output=True, timeout=600, check=True)
+    add = [airflow_cli, "connections", "add", "pixxel_default", "--conn-type", "pixxel"]
+    add += ["--conn-password", "db-key", "--conn-host", "http://127.0.0.1:9"]
+    subprocess.run(add, env=env, capture_output=True, timeout=120, check=True)
+    stored = subprocess.run(
+        [airflow_cli, "connections", "get", "pixxel_default", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert '"conn_id": "pixxel_default"' in stored.stdout  # it is in the database...
+
+    done = run_script({}, tmp_path)
+
+    assert done.returncode != 0  # ...and yet the script does not find it
+    assert "pixxel_default" in done.stderr
+    assert "isn't defined" in done.stderr
+
+
 def test_hook_tour(sim: SimulatorHandle) -> None:
     visualization = next(iter(sim.state.visualizations.values()))
     workflow_id = next(iter(sim.state.workflows))
