@@ -20,6 +20,7 @@ from pixxel_example_settings import (
     output_path,
     poll_interval_seconds,
     resolve_project,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -97,6 +98,7 @@ with DAG(
         }
 
     search = prepare_search()
+    # [START howto_operator_archive_search]
     archive_search = PixxelArchiveSearchOperator(
         task_id="archive_search",
         collections=search["collections"],
@@ -106,7 +108,9 @@ with DAG(
         query=search["query"],
         max_items=search["max_items"],
     )
+    # [END howto_operator_archive_search]
 
+    # [START howto_archive_search_into_order]
     @task
     def build_archive_order(
         item_ids: list[str],
@@ -141,15 +145,21 @@ with DAG(
         # The sensor waits, so the triggerer (not a worker slot) holds the wait when deferrable.
         wait_for_completion=False,
     )
+    # [END howto_archive_search_into_order]
+    # [START howto_sensor_order]
     wait_for_order = PixxelOrderSensor(
         task_id="wait_for_order",
         order_id=ORDER_ID,
         poke_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_sensor_order]
+    # [START howto_operator_search_catalogs]
     find_catalogs = PixxelSearchCatalogsOperator(
         task_id="find_catalogs", order_ids=ORDER_ID, fail_if_empty=True
     )
+    # [END howto_operator_search_catalogs]
+    # [START howto_operator_download_catalogs]
     download_imagery = PixxelDownloadCatalogsOperator(
         task_id="download_imagery",
         catalog_ids="{{ ti.xcom_pull(task_ids='find_catalogs')['catalog_ids'] }}",
@@ -157,6 +167,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_download_catalogs]
 
     @task
     def summarize(
@@ -167,6 +178,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -179,7 +191,9 @@ with DAG(
             "order_status": fulfilled.get("status"),
             "files": [{key: imagery[key] for key in ("path", "size", "sha256")}],
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary

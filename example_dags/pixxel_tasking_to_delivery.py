@@ -16,12 +16,15 @@ from pixxel_example_settings import (
     FIELD_AREA,
     LONG_WAIT_SECONDS,
     OUTPUT_DIR,
+    RUN_DATE,
+    RUN_TS_NODASH,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -123,6 +126,7 @@ with DAG(
                 "index_id": pick(hook.iter_indices(), params["index"], "index"),
             }
 
+    # [START howto_operator_create_order_tasking]
     @task
     def build_tasking_order(
         area: dict[str, Any],
@@ -130,10 +134,12 @@ with DAG(
         bandset_id: str,
         ds: str | None = None,
         params: dict[str, Any] | None = None,
+        dag_run: Any = None,
     ) -> list[dict[str, Any]]:
-        assert ds is not None
         assert params is not None
-        start = datetime.date.fromisoformat(ds) + datetime.timedelta(days=params["capture_starts_in_days"])
+        start = datetime.date.fromisoformat(run_date(ds, dag_run)) + datetime.timedelta(
+            days=params["capture_starts_in_days"]
+        )
         end = start + datetime.timedelta(days=params["capture_window_days"])
         return [
             {
@@ -150,12 +156,15 @@ with DAG(
             }
         ]
 
+    # [END howto_operator_create_order_tasking]
+
     area = validate_aoi()
     workspace = resolve_workspace()
     order_items = build_tasking_order(
         area["feature_collection"], workspace["project_id"], workspace["bandset_id"]
     )
 
+    # [START howto_operator_create_order]
     place_order = PixxelCreateOrderOperator(
         task_id="place_order",
         order_items=order_items,
@@ -163,6 +172,7 @@ with DAG(
         # Waiting is the sensor's job, so the triggerer (not a worker slot) holds the days of tasking.
         wait_for_completion=False,
     )
+    # [END howto_operator_create_order]
     wait_for_order = PixxelOrderSensor(
         task_id="wait_for_order",
         order_id=ORDER_ID,
@@ -179,6 +189,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [START howto_operator_create_store]
     register_store = PixxelCreateStoreOperator(
         task_id="register_store",
         name="{{ params.store_name }}",
@@ -187,15 +198,19 @@ with DAG(
         secrets_conn_id="{{ params.store_secrets_conn_id }}",
         reuse_existing=True,
     )
+    # [END howto_operator_create_store]
+    # [START howto_operator_create_delivery]
     deliver = PixxelCreateDeliveryOperator(
         task_id="deliver",
         catalog_ids=CATALOG_IDS,
         store_id="{{ ti.xcom_pull(task_ids='register_store')['store_id'] }}",
-        path="{{ params.delivery_prefix }}{{ ds }}/",
+        path="{{ params.delivery_prefix }}" + RUN_DATE + "/",
         # One sensor per delivery waits below, each deferrable on its own.
         wait_for_completion=False,
     )
+    # [END howto_operator_create_delivery]
 
+    # [START howto_sensor_delivery]
     @task
     def delivery_ids(requested: dict[str, Any]) -> list[str]:
         return list(requested["delivery_ids"])
@@ -203,6 +218,7 @@ with DAG(
     wait_for_deliveries = PixxelDeliverySensor.partial(
         task_id="wait_for_deliveries", poke_interval=POLL_INTERVAL_SECONDS, timeout=SHORT_WAIT_SECONDS
     ).expand(delivery_id=delivery_ids(deliver.output))
+    # [END howto_sensor_delivery]
 
     search_preview_images = PixxelSearchImagesOperator(
         task_id="search_preview_images",
@@ -215,7 +231,7 @@ with DAG(
     )
     create_preview_aoi = PixxelCreateAOIOperator(
         task_id="create_preview_aoi",
-        name="{{ params.order_name }}-preview-{{ ts_nodash }}",
+        name="{{ params.order_name }}-preview-" + RUN_TS_NODASH,
         description="Index preview of the tasking order's area from archive imagery",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -225,6 +241,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [START howto_operator_create_visualization]
     create_visualization = PixxelCreateVisualizationOperator(
         task_id="create_visualization",
         aoi_id="{{ ti.xcom_pull(task_ids='create_preview_aoi')['aoi_id'] }}",
@@ -232,6 +249,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_create_visualization]
 
     @task
     def newest_image_date(aoi: dict[str, Any]) -> str:
@@ -265,6 +283,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -283,7 +302,9 @@ with DAG(
                 "statuses": [entry.get("status") for entry in delivered],
             },
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
