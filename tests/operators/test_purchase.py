@@ -387,3 +387,25 @@ def test_a_long_run_id_is_hashed_and_a_full_name_is_left_alone(sim: Any, capsys:
     assert first["name"].startswith("field-42 @airflow:buyer/place_order/#")
     assert second["name"] == full_name
     assert "leaves no room for the @airflow" in capsys.readouterr().out
+
+
+def test_the_documented_budget_example_buys_within_its_budget(sim: Any) -> None:
+    order_items = [tasking_item(sim)]
+    # [START howto_budget_operator]
+    place_order = PixxelCreateOrderOperator(
+        task_id="place_order",
+        order_items=order_items,
+        max_cost=5_000,  # this order
+        budget_tokens=50_000,  # everything the project buys this month, this order included
+        budget_period="month",  # or "day", "week" (UTC calendar periods)
+        pool="pixxel_purchases",  # one slot: the check and the purchase of two runs never interleave
+    )
+    # [END howto_budget_operator]
+    place_order.poll_interval = 0.01
+    context = run_context()
+
+    result = run_task(place_order, context).result
+
+    assert result["status"] == "success"
+    assert context["ti"].xcoms[PRICE_XCOM_KEY]["price"] == result["total_amount"]
+    assert sim.state.spent() == result["total_amount"]
