@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from typing import Any
 
 import pendulum
@@ -41,6 +42,8 @@ from airflow_provider_pixxel.operators import (
 from airflow_provider_pixxel.sensors import PixxelDeliverySensor, PixxelOrderSensor
 
 POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
+# A one-slot pool makes the budget check exact across runs (see pixxel_archive_purchase.py).
+PURCHASE_POOL = os.environ.get("PIXXEL_PURCHASE_POOL", "default_pool")
 
 ORDER_ID = "{{ ti.xcom_pull(task_ids='place_order')['order_id'] }}"
 CATALOG_IDS = "{{ ti.xcom_pull(task_ids='find_catalogs')['catalog_ids'] }}"
@@ -54,7 +57,8 @@ Orders new captures of an area, waits for them, and puts them where they are use
    polygons at most 200 km apart) and logs its area; **resolve_workspace** turns the names in the params
    (project, bandset, satellite, index) into ids.
 2. **place_order** prices the tasking order with a dry run (nothing is bought), refuses it above
-   `max_cost`, then places it; the order id survives task retries, so a retry never buys twice.
+   `max_cost` or when it and this month's spend of the project exceed `budget_tokens`, then places it;
+   the order id survives task retries, so a retry never buys twice.
 3. **wait_for_order** waits until every order item is fulfilled (deferrable: in the triggerer).
 4. **find_catalogs** lists the captured imagery; **download_imagery** fetches it as one verified zip under
    `output_dir/<dag_id>/<ds>/`; **register_store** + **deliver** copy it to the cloud store.
@@ -64,6 +68,9 @@ Orders new captures of an area, waits for them, and puts them where they are use
 
 Waits defer to the triggerer when `[operators] default_deferrable` is true. Trigger it with a config
 to override any param, e.g. `airflow dags trigger pixxel_tasking_to_delivery -c '{"max_cost": 800}'`.
+Price before buying: with `-c '{"pixxel_dry_run": true}'` a run prices the order and buys nothing (the
+order and delivery tasks are skipped); `pixxel-spend --priced pixxel_tasking_to_delivery` sums the
+prices of such runs, then run for real.
 """
 
 with DAG(
@@ -86,6 +93,10 @@ with DAG(
         "cloud_cover": Param(20, type="integer", minimum=0, maximum=100),
         "off_nadir": Param(25, type="integer", minimum=0, maximum=90),
         "max_cost": Param(1000, type="number", exclusiveMinimum=0, description="wallet tokens"),
+        "budget_tokens": Param(
+            50_000, type="integer", minimum=1, description="the project's monthly spend, this order included"
+        ),
+        "pixxel_dry_run": Param(False, type="boolean", description="price the order, buy nothing"),
         "output_dir": Param(OUTPUT_DIR, type="string", description="local path or object-storage URL"),
         "store_name": Param("analytics-landing-zone", type="string"),
         "store_bucket": Param("acme-eo-landing", type="string"),
@@ -169,6 +180,9 @@ with DAG(
         task_id="place_order",
         order_items=order_items,
         max_cost="{{ params.max_cost }}",
+        budget_tokens="{{ params.budget_tokens }}",
+        budget_period="month",
+        pool=PURCHASE_POOL,
         # Waiting is the sensor's job, so the triggerer (not a worker slot) holds the days of tasking.
         wait_for_completion=False,
     )
