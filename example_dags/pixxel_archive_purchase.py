@@ -15,6 +15,7 @@ from pixxel_example_settings import (
     DEFAULT_ARGS,
     FIELD_AREA,
     OUTPUT_DIR,
+    RUN_DATE,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
@@ -165,7 +166,7 @@ with DAG(
         fulfilled: dict[str, Any],
         imagery: dict[str, Any],
         params: dict[str, Any] | None = None,
-        ds: str | None = None,
+        run_date: str | None = None,
         dag: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
@@ -179,7 +180,7 @@ with DAG(
             "order_status": fulfilled.get("status"),
             "files": [{key: imagery[key] for key in ("path", "size", "sha256")}],
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{run_date}", "summary.json")
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
@@ -189,6 +190,7 @@ with DAG(
         place_order.output,
         wait_for_order.output,
         download_imagery.output,
+        run_date=RUN_DATE,
     )
 
     place_order >> wait_for_order >> find_catalogs >> download_imagery

@@ -51,9 +51,34 @@ FIELD_AREA: dict[str, Any] = {
 }
 
 
+# [START howto_run_date]
+# Keys of the task context that only a run with a logical date has, and that are also filters.
+_RUN_DATE_KEYS = ("ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz")
+
+
+def run_date_template(key: str = "ds") -> str:
+    """A template of the run's date like ``{{ ds }}`` (or ``ds_nodash``, ``ts``, ``ts_nodash``) that
+    works in every run: the logical date when the run has one, else the time it was queued to run
+    after (``run_after``), in the same form.
+
+    Airflow 3 gives a manually triggered run no logical date unless one is asked for
+    (``airflow dags trigger --logical-date``); a bare ``{{ ds }}`` then fails to render ('ds' is
+    undefined). Airflow's filters of the same names format ``run_after`` the way the keys would.
+    """
+    if key not in _RUN_DATE_KEYS:
+        raise ValueError(f"run_date_template takes one of {', '.join(_RUN_DATE_KEYS)}; got {key!r}")
+    return f"{{{{ {key} if {key} is defined else dag_run.run_after | {key} }}}}"
+
+
+# Use it wherever a template would say {{ ds }}. A TaskFlow task gets it as an argument: the
+# arguments a task is called with are templated.
+RUN_DATE = run_date_template("ds")
+# [END howto_run_date]
+
+
 def output_path(*parts: str) -> str:
-    """A templated path under the ``output_dir`` param, partitioned by DAG and logical date."""
-    return "/".join(("{{ params.output_dir }}", "{{ dag.dag_id }}", "{{ ds }}", *parts))
+    """A templated path under the ``output_dir`` param, partitioned by DAG and run date (``RUN_DATE``)."""
+    return "/".join(("{{ params.output_dir }}", "{{ dag.dag_id }}", RUN_DATE, *parts))
 
 
 def check_area(geojson: Any) -> dict[str, Any]:

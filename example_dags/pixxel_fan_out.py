@@ -13,9 +13,11 @@ from pixxel_example_settings import (
     OUTPUT_DIR,
     SHORT_WAIT_SECONDS,
     check_area,
+    output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_date_template,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -125,10 +127,10 @@ with DAG(
 
     @task(pool="default_pool")
     def aoi_requests(
-        fields: list[dict[str, Any]], item_ids: list[list[str]], ts_nodash: str | None = None
+        fields: list[dict[str, Any]], item_ids: list[list[str]], run_stamp: str | None = None
     ) -> list[dict]:
         return [
-            {"name": f"{field['name']}-{ts_nodash}", "geometry": field["geometry"], "item_ids": list(ids)}
+            {"name": f"{field['name']}-{run_stamp}", "geometry": field["geometry"], "item_ids": list(ids)}
             for field, ids in zip(fields, item_ids, strict=True)
         ]
 
@@ -141,7 +143,7 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
-    ).expand_kwargs(aoi_requests(fields, search_images.output))
+    ).expand_kwargs(aoi_requests(fields, search_images.output, run_stamp=run_date_template("ts_nodash")))
 
     @task
     def choose_assets(aoi: dict[str, Any], fields: list[dict[str, Any]], ti: Any = None) -> dict[str, Any]:
@@ -156,7 +158,7 @@ with DAG(
 
     download_assets = PixxelDownloadAssetsOperator.partial(
         task_id="download_assets",
-        destination="{{ params.output_dir }}/{{ dag.dag_id }}/{{ ds }}",
+        destination=output_path(),
         extract=True,
         deferrable=True,
         poll_interval=POLL_INTERVAL_SECONDS,

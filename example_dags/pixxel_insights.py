@@ -16,6 +16,7 @@ from pixxel_example_settings import (
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_date_template,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -113,7 +114,7 @@ with DAG(
     )
     create_aoi = PixxelCreateAOIOperator(
         task_id="create_aoi",
-        name="{{ params.aoi_name }}-{{ ts_nodash }}",
+        name="{{ params.aoi_name }}-" + run_date_template("ts_nodash"),
         description="Insight area",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -171,7 +172,7 @@ with DAG(
         aoi_id="{{ ti.xcom_pull(task_ids='create_aoi')['aoi_id'] }}",
         block=block["block"],
         input_values=block["input_values"],
-        name="{{ params.block_name }}-{{ ds_nodash }}",
+        name="{{ params.block_name }}-" + run_date_template("ds_nodash"),
         project_id=workspace["project_id"],
         metadata={"dag_run": "{{ run_id }}"},
         max_cost="{{ params.max_cost }}",

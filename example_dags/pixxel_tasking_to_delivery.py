@@ -16,12 +16,14 @@ from pixxel_example_settings import (
     FIELD_AREA,
     LONG_WAIT_SECONDS,
     OUTPUT_DIR,
+    RUN_DATE,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_date_template,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -128,12 +130,14 @@ with DAG(
         area: dict[str, Any],
         project_id: str,
         bandset_id: str,
-        ds: str | None = None,
+        run_date: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        assert ds is not None
+        assert run_date is not None
         assert params is not None
-        start = datetime.date.fromisoformat(ds) + datetime.timedelta(days=params["capture_starts_in_days"])
+        start = datetime.date.fromisoformat(run_date) + datetime.timedelta(
+            days=params["capture_starts_in_days"]
+        )
         end = start + datetime.timedelta(days=params["capture_window_days"])
         return [
             {
@@ -153,7 +157,7 @@ with DAG(
     area = validate_aoi()
     workspace = resolve_workspace()
     order_items = build_tasking_order(
-        area["feature_collection"], workspace["project_id"], workspace["bandset_id"]
+        area["feature_collection"], workspace["project_id"], workspace["bandset_id"], run_date=RUN_DATE
     )
 
     place_order = PixxelCreateOrderOperator(
@@ -191,7 +195,7 @@ with DAG(
         task_id="deliver",
         catalog_ids=CATALOG_IDS,
         store_id="{{ ti.xcom_pull(task_ids='register_store')['store_id'] }}",
-        path="{{ params.delivery_prefix }}{{ ds }}/",
+        path="{{ params.delivery_prefix }}" + RUN_DATE + "/",
         # One sensor per delivery waits below, each deferrable on its own.
         wait_for_completion=False,
     )
@@ -215,7 +219,7 @@ with DAG(
     )
     create_preview_aoi = PixxelCreateAOIOperator(
         task_id="create_preview_aoi",
-        name="{{ params.order_name }}-preview-{{ ts_nodash }}",
+        name="{{ params.order_name }}-preview-" + run_date_template("ts_nodash"),
         description="Index preview of the tasking order's area from archive imagery",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -263,7 +267,7 @@ with DAG(
         png: dict[str, Any],
         png_date: str,
         params: dict[str, Any] | None = None,
-        ds: str | None = None,
+        run_date: str | None = None,
         dag: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
@@ -283,7 +287,7 @@ with DAG(
                 "statuses": [entry.get("status") for entry in delivered],
             },
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{run_date}", "summary.json")
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
@@ -296,6 +300,7 @@ with DAG(
         wait_for_deliveries.output,
         render_png.output,
         preview_date,
+        run_date=RUN_DATE,
     )
 
     place_order >> wait_for_order >> find_catalogs >> [download_imagery, deliver]

@@ -14,6 +14,7 @@ from airflow.sdk import DAG, Param, task
 from pixxel_example_settings import (
     DEFAULT_ARGS,
     OUTPUT_DIR,
+    RUN_DATE,
     SHORT_WAIT_SECONDS,
     output_path,
     pick,
@@ -111,7 +112,7 @@ with DAG(
         job_package: dict[str, Any],
         task_packages: list[dict[str, Any]],
         params: dict[str, Any] | None = None,
-        ds: str | None = None,
+        run_date: str | None = None,
         dag: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
@@ -128,11 +129,11 @@ with DAG(
                 for entry in task_packages
             ],
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{run_date}", "summary.json")
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
 
-    summarize(run_job.output, download_job_package.output, download_task_outputs.output)
+    summarize(run_job.output, download_job_package.output, download_task_outputs.output, run_date=RUN_DATE)
 
     run_job >> download_job_package
