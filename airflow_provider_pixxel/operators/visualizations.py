@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_pixxel.hooks.download import Destination
+    from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 else:
     # Needed to check a generated SLD, not while a DAG file is parsed (see utils/lazy_import.py).
     ElementTree = lazy_import("xml.etree.ElementTree")
@@ -412,7 +413,7 @@ DATE_POLICIES = ("exact", "on_or_before")
 _NO_AGE_LIMIT_TEXT = ("", "none", "null")
 
 
-def visualization_image_dates(hook: Any, aoi_id: str, visualization_id: str) -> list[datetime.date]:
+def visualization_image_dates(hook: PixxelHook, aoi_id: str, visualization_id: str) -> list[datetime.date]:
     """The dates a visualization has an image for, oldest first, from the AOI's asset list.
 
     A visualization is listed among its AOI's assets (``GET /v0/aois/{aoi_id}/assets``) as one asset of
@@ -476,7 +477,7 @@ class _DatePolicyMixin:
 
     def image_dates_for(
         self,
-        hook: Any,
+        hook: PixxelHook,
         aoi_id: str,
         visualization_id: str,
         wanted: Sequence[datetime.date],
