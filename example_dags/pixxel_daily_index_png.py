@@ -104,6 +104,7 @@ with DAG(
 
     visualization = find_visualization()
     # [START howto_render_for_a_date]
+    # [START howto_operator_generate_index_png]
     render_png = PixxelGenerateIndexPngOperator(
         task_id="render_png",
         aoi_id=visualization["aoi_id"],
@@ -128,6 +129,7 @@ with DAG(
         # {mode} is filled in by the operator, one file per visualization mode.
         destination=PARTITION + "/{{ params.index | lower }}_{mode}.sld",
     )
+    # [END howto_operator_generate_sld]
     # [END howto_render_for_a_date]
 
     @task
@@ -160,4 +162,6 @@ with DAG(
         print(f"Manifest written to {written.path}")
         return manifest
 
+    # [START howto_run_date_task_argument]
     write_manifest(visualization, render_png.output, write_sld.output, run_date=RUN_DATE)
+    # [END howto_run_date_task_argument]
