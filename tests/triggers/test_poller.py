@@ -93,7 +93,15 @@ async def test_waits_on_one_workflow_are_read_with_the_job_list(sim: Any) -> Non
     watches = _jobs(sim, 30)
     sim.state.clear_records()
 
-    results = await _all_events([_trigger(ids) for ids in watches])
+    # [START howto_batched_waits]
+    # Thirty deferred waits, run in one event loop as a triggerer runs them. Nothing about them says
+    # "batch": each trigger serializes only its own ids; the shared poller is found at run time.
+    triggers = [
+        PixxelStatusTrigger(kind="job", ids=ids, poll_interval=0.05, deadline=time.time() + 30)
+        for ids in watches
+    ]
+    results = await _all_events(triggers)
+    # [END howto_batched_waits]
 
     assert [len(events) for events in results] == [1] * 30
     for ids, (event,) in zip(watches, results, strict=True):
@@ -101,6 +109,29 @@ async def test_waits_on_one_workflow_are_read_with_the_job_list(sim: Any) -> Non
     reads = sim.state.requests("GET")
     # All 30 joined the poller's first round: one list read answered for every one of them.
     assert [r.path for r in reads] == [f"/v0/workflows/{watches[0]['workflow_id']}/jobs"]
+
+
+async def test_batch_polling_false_gives_each_wait_its_own_reads(
+    sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watches = _jobs(sim, 3)
+    sim.state.clear_records()
+    # [START howto_batch_polling_off]
+    connection = {
+        "conn_type": "pixxel",
+        "host": sim.base_url,
+        "password": sim.api_key,
+        "extra": {"batch_polling": False},  # every wait polls with a client and reads of its own
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PIXXEL_DEFAULT", json.dumps(connection))
+    # [END howto_batch_polling_off]
+
+    results = await _all_events([_trigger(ids) for ids in watches])
+
+    assert [events[0]["status"] for events in results] == ["success"] * 3
+    assert sorted(r.path for r in sim.state.requests("GET")) == sorted(
+        f"/v0/workflows/{ids['workflow_id']}/jobs/{ids['job_id']}" for ids in watches
+    )
 
 
 async def test_stalled_waits_share_one_list_read_per_round_until_their_deadlines(sim: Any) -> None:
