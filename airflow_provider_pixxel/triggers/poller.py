@@ -111,6 +111,10 @@ class SharedPoller:
     async def observe(self, member: Member) -> Observation:
         """The member's next observation, read in the first round it is due in (raises its error)."""
         member.reply = self.loop.create_future()
+        if self._task is not None and self._task.done():
+            # The round task died (its error went to every waiting member): start a new one rather
+            # than leave this member waiting on nothing.
+            self._task = self.loop.create_task(self._run(), name=f"pixxel-poller-{self.kind}")
         self._wake.set()
         return await member.reply
 
@@ -119,8 +123,11 @@ class SharedPoller:
         """When ``member`` is served: its deadline poll at once, any other at the first grid tick."""
         if member.due >= member.deadline - _SAME_MOMENT:
             return member.due
-        ticks = max(0.0, math.ceil((member.due - self._anchor - _SAME_MOMENT) / self._period))
-        return self._anchor + ticks * self._period
+        if member.due <= self._anchor + _SAME_MOMENT:
+            return self._anchor
+        return (
+            self._anchor + math.ceil((member.due - self._anchor - _SAME_MOMENT) / self._period) * self._period
+        )
 
     async def _run(self) -> None:
         try:
@@ -150,6 +157,7 @@ class SharedPoller:
             # or a bug): each waiting member gets the error, and its trigger handles it as today.
             for member in self.members:
                 if member.reply is not None and not member.reply.done():
+                    member.served_at = self.loop.time()
                     member.reply.set_exception(
                         error if isinstance(error, Exception) else PixxelError("the shared poller stopped")
                     )

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.hooks.pixxel_async import shared_hook_users
-from airflow_provider_pixxel.triggers.poller import pollers_of
+from airflow_provider_pixxel.triggers.poller import SharedPoller, pollers_of
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
 from tests.reliability.loopback import Exchange, Loopback, loopback
 from tests.task_runner import first_event
@@ -302,3 +302,25 @@ def test_serialization_is_unchanged_by_batching() -> None:
         '"pixxel_default", "poll_interval": 30.0, "deadline": 1780000000.5, "stop_on_kill": false, '
         '"project_id": null}',
     )
+
+
+async def test_a_round_task_that_died_is_restarted_for_the_next_poll(
+    sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watches = _jobs(sim, 2)
+    original = SharedPoller._serve
+    broken: list[int] = []
+
+    async def serve_once_broken(self: SharedPoller, moment: float, due: list[Any]) -> None:
+        if not broken:
+            broken.append(1)
+            raise ValueError("a bug in the first round")
+        await original(self, moment, due)
+
+    monkeypatch.setattr(SharedPoller, "_serve", serve_once_broken)
+
+    # Bounded: without the restart, both triggers would wait for ever on a poller that stopped.
+    results = await asyncio.wait_for(_all_events([_trigger(ids) for ids in watches]), 30)
+
+    assert broken == [1]
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "success"), (1, "success")]
