@@ -192,11 +192,14 @@ def simulator_process(
     package_size_bytes: int | None = None,
     seed_aois: int = 0,
     chaos_reads: bool = False,
+    workflows: int = 0,
 ) -> Iterator[Simulator]:
     """The simulator in its own process (so its CPU never counts against the client being measured)."""
     command = python_worker("_simulator", "--speed", str(speed), "--seed-aois", str(seed_aois))
     if chaos_reads:
         command.append("--chaos-reads")
+    if workflows:
+        command += ["--workflows", str(workflows)]
     if package_size_bytes is not None:
         command += ["--package-size", str(package_size_bytes)]
     process = subprocess.Popen(

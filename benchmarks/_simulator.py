@@ -1,7 +1,8 @@
 """The simulator for benchmarks, in its own process: ``pixxel-simulator`` plus bulk seeding.
 
-``--seed-aois N`` adds N finished AOIs straight into the state before serving (creating 100,000 AOIs
-through the API would benchmark the simulator, not the provider's pager). ``--chaos-reads`` fails GET
+``--workflows N`` copies the first seeded workflow until there are N. ``--seed-aois N`` adds N
+finished AOIs straight into the state before serving (creating 100,000 AOIs through the API would
+benchmark the simulator, not the provider's pager). ``--chaos-reads`` fails GET
 requests as a bad day would (5xx, 429 with both ``Retry-After`` forms, resets, cut and slow answers);
 POSTs, and so the benchmarks' set-up, are left alone.
 """
@@ -25,6 +26,16 @@ def seed_aois(state: SimulatorState, count: int) -> None:
         aoi["aoi_id"] = state.new_id()
         aoi["name"] = f"bench-aoi-{index:06d}"
         state.aois[aoi["aoi_id"]] = aoi
+
+
+def seed_workflows(state: SimulatorState, count: int) -> None:
+    """Workflows up to ``count`` in all, copies of the first seeded one (the API cannot create them)."""
+    template = next(iter(state.workflows.values()))
+    for index in range(len(state.workflows), count):
+        workflow = copy.deepcopy(template)
+        workflow["id"] = state.new_id()
+        workflow["name"] = f"bench-workflow-{index:03d}"
+        state.workflows[workflow["id"]] = workflow
 
 
 def add_read_chaos(state: SimulatorState) -> None:
@@ -53,9 +64,11 @@ def main() -> int:
     parser.add_argument("--package-size", type=int, default=DEFAULT_PACKAGE_SIZE_BYTES)
     parser.add_argument("--seed-aois", type=int, default=0)
     parser.add_argument("--chaos-reads", action="store_true")
+    parser.add_argument("--workflows", type=int, default=0, help="at least this many workflows")
     args = parser.parse_args()
     state = SimulatorState(speed=args.speed, package_size_bytes=args.package_size)
     seed_aois(state, args.seed_aois)
+    seed_workflows(state, args.workflows)
     if args.chaos_reads:
         add_read_chaos(state)
     sock = bind_socket("127.0.0.1", 0)

@@ -107,17 +107,19 @@ async def _run(watches: list[dict[str, str]], interval: float, deadline: float) 
     from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger
 
     spread = random.Random(0)
-    events: dict[str, list[tuple[str, float]]] = {w["job_id"]: [] for w in watches}
+    # Per job: when its wait started, and every event its trigger yields (a second is a duplicate).
+    waits: dict[str, dict[str, Any]] = {w["job_id"]: {"start": None, "events": []} for w in watches}
 
     async def one(ids: dict[str, str], delay: float) -> None:
         await asyncio.sleep(delay)
+        wait = waits[ids["job_id"]]
+        wait["start"] = time.time()
         trigger = PixxelStatusTrigger(kind="job", ids=ids, poll_interval=interval, deadline=deadline)
-        # Every event the trigger yields is kept: a second one would be a duplicate.
         async for event in trigger.run():
-            events[ids["job_id"]].append((event.payload["status"], time.time()))
+            wait["events"].append((event.payload["status"], time.time()))
 
     await asyncio.gather(*(one(ids, spread.uniform(0, interval)) for ids in watches))
-    return events
+    return waits
 
 
 def _work(watches_file: str, interval: float, wait_limit: float) -> None:
@@ -173,15 +175,16 @@ def measure_run(
     finished = finished_at(base_url, watches)
     outcomes = Counter()
     lateness = []
-    for job_id, events in result["events"].items():
+    for job_id, wait in result["events"].items():
+        events = wait["events"]
         if len(events) != 1:
             outcomes["duplicate or missing event"] += 1
             continue
         status, at = events[0]
         outcomes[status] += 1
         if status == "success" and job_id in finished:
-            # From when the job finished, or the run started if it had already (its first poll).
-            lateness.append(at - max(finished[job_id], result["started"]))
+            # From when the job finished, or its wait started if it had already finished by then.
+            lateness.append(at - max(finished[job_id], wait["start"]))
     return {
         "waits": len(watches),
         "outcomes": dict(outcomes),
@@ -192,8 +195,8 @@ def measure_run(
         "connections": len({r[4] for r in stats["requests"] if r[0] <= result["ended"] and r[4]}),
         "lateness_p50": percentile(lateness, 0.5),
         "lateness_p99": percentile(lateness, 0.99),
-        "cpu_seconds": run.cpu_seconds,
-        "cpu_per_interval": run.cpu_seconds / intervals,
+        "cpu_seconds": result["cpu_seconds"],
+        "cpu_per_interval": result["cpu_seconds"] / intervals,
         "peak_rss_mib": run.peak_rss_mib,
         "wall_seconds": result["ended"] - result["started"],
     }
@@ -208,7 +211,10 @@ def _summary(run: dict[str, Any]) -> str:
     )
 
 
-def measure(cases: list[str], scale: float, interval: float, step_seconds: float) -> None:
+STEP_SECONDS = {"one-workflow": 10.0, "many-workflows": 15.0, "large": 60.0, "chaos": 10.0}
+
+
+def measure(cases: list[str], scale: float, interval: float, step_seconds: float | None) -> None:
     rows: list[Row] = []
     details: dict[str, Any] = {}
 
@@ -217,14 +223,15 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
 
     for case in cases:
         chaos = case == "chaos"
-        with simulator_process(speed=step_seconds, chaos_reads=chaos) as simulator:
+        step = step_seconds or STEP_SECONDS[case]
+        with simulator_process(speed=step, chaos_reads=chaos, workflows=10) as simulator:
             base_url = simulator.base_url
             count = {"one-workflow": 200, "many-workflows": 1000, "large": 10_000, "chaos": 500}[case]
             workflows = 10 if case == "many-workflows" else 1
             modes = [True, False] if case in ("one-workflow", "many-workflows") else [True]
             for batched in modes:
                 watches = create_jobs_over_workflows(base_url, waits(count), workflows)
-                wait_limit = step_seconds * 10 + 120
+                wait_limit = step * 10 + 120
                 run = measure_run(
                     base_url, watches, batched=batched, interval=interval, wait_limit=wait_limit
                 )
@@ -310,7 +317,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's number of waits")
     parser.add_argument("--poll-interval", type=float, default=3.0, help="seconds between polls")
     parser.add_argument(
-        "--step-seconds", type=float, default=5.0, help="simulator seconds per job status step"
+        "--step-seconds",
+        type=float,
+        default=None,
+        help="simulator seconds per job status step (default: per case, so that jobs finish while "
+        "their waits run: 10, or 15 for many-workflows and 60 for large, whose set-up takes longer)",
     )
     args = parser.parse_args()
     if args.worker:
