@@ -193,6 +193,7 @@ def simulator_process(
     seed_aois: int = 0,
     chaos_reads: bool = False,
     workflows: int = 0,
+    wallet: float | None = None,
 ) -> Iterator[Simulator]:
     """The simulator in its own process (so its CPU never counts against the client being measured)."""
     command = python_worker("_simulator", "--speed", str(speed), "--seed-aois", str(seed_aois))
@@ -200,6 +201,8 @@ def simulator_process(
         command.append("--chaos-reads")
     if workflows:
         command += ["--workflows", str(workflows)]
+    if wallet is not None:
+        command += ["--wallet", str(wallet)]
     if package_size_bytes is not None:
         command += ["--package-size", str(package_size_bytes)]
     process = subprocess.Popen(

@@ -64,9 +64,12 @@ def main() -> int:
     parser.add_argument("--package-size", type=int, default=DEFAULT_PACKAGE_SIZE_BYTES)
     parser.add_argument("--seed-aois", type=int, default=0)
     parser.add_argument("--chaos-reads", action="store_true")
+    parser.add_argument("--wallet", type=float, default=None, help="the wallet's balance")
     parser.add_argument("--workflows", type=int, default=0, help="at least this many workflows")
     args = parser.parse_args()
     state = SimulatorState(speed=args.speed, package_size_bytes=args.package_size)
+    if args.wallet is not None:
+        state.wallet_balance = args.wallet
     seed_aois(state, args.seed_aois)
     seed_workflows(state, args.workflows)
     if args.chaos_reads:

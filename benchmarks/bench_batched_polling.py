@@ -10,7 +10,7 @@ finished (``finished_at``).
 Cases (all by default, ``--cases`` picks):
 
 * ``one-workflow``: 200 job waits on one workflow, both modes;
-* ``many-workflows``: 1,000 job waits spread over the simulator's workflows, both modes;
+* ``mixed``: 1,000 order-item waits and 1,000 job waits over 10 workflows in one loop, both modes;
 * ``large``: 10,000 job waits, batched only (peak RSS, CPU per interval);
 * ``chaos``: 500 batched job waits while the simulator fails reads (5xx, 429 in both forms, resets,
   cut bodies, slow answers): every wait must end with its one correct event.
@@ -47,9 +47,12 @@ from benchmarks._common import (
     worker_result,
 )
 
-#: Paths of the status reads a job wait sends: its own read, or its workflow's job list.
-JOB_READ_MARKER = "/jobs"
-CASES = ("one-workflow", "many-workflows", "large", "chaos")
+#: What the status reads of these waits have in their paths: a job's own read or its workflow's job
+#: list; an order item's own read or the order-item list.
+READ_MARKERS = ("/jobs", "/order-items")
+CASES = ("one-workflow", "mixed", "large", "chaos")
+#: Order items one order holds here (and so one POST creates).
+ITEMS_PER_ORDER = 100
 
 
 # -- set-up (plain requests, never the code under test) ----------------------------------------------
@@ -70,15 +73,51 @@ def create_jobs_over_workflows(base_url: str, count: int, workflows: int) -> lis
             timeout=30,
         )
         created.raise_for_status()
-        watches.append({"workflow_id": workflow["id"], "job_id": created.json()["id"]})
+        watches.append({"kind": "job", "workflow_id": workflow["id"], "job_id": created.json()["id"]})
     return watches
+
+
+def create_order_items(base_url: str, count: int) -> list[dict[str, str]]:
+    """``count`` new order items, ordered ``ITEMS_PER_ORDER`` to an order, of one archive image."""
+    session = api_session()
+    found = session.get(
+        f"{base_url}/v0/archives/collections/pixxel-td2/items", params={"limit": 1}, timeout=30
+    )
+    found.raise_for_status()
+    image = found.json()["features"][0]
+    workflows = session.get(f"{base_url}/v0/workflows", timeout=30)
+    workflows.raise_for_status()
+    item = {
+        "project_id": workflows.json()["workflows"][0]["project_id"],
+        "usecase": "batched polling benchmark",
+        "geometry": {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": {}, "geometry": image["geometry"]}],
+        },
+        "item_ids": [image["id"]],
+    }
+    watches = []
+    while len(watches) < count:
+        size = min(ITEMS_PER_ORDER, count - len(watches))
+        order = session.post(f"{base_url}/v0/orders", json={"order_items": [item] * size}, timeout=60)
+        order.raise_for_status()
+        watches += [{"kind": "order_item", "order_item_id": i["id"]} for i in order.json()["order_items"]]
+    return watches
+
+
+def _key(watch: dict[str, str]) -> str:
+    return watch.get("job_id") or watch["order_item_id"]
+
+
+def _ids(watch: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in watch.items() if name != "kind"}
 
 
 def finished_at(base_url: str, watches: list[dict[str, str]]) -> dict[str, float]:
     """Each job's ``finished_at`` (epoch seconds), from its workflow's job list."""
     session = api_session()
     found: dict[str, float] = {}
-    for workflow_id in sorted({w["workflow_id"] for w in watches}):
+    for workflow_id in sorted({w["workflow_id"] for w in watches if w["kind"] == "job"}):
         for _ in range(20):  # the chaos case's faults apply to these reads too
             response = session.get(f"{base_url}/v0/workflows/{workflow_id}/jobs", timeout=60)
             if response.status_code == 200:
@@ -108,17 +147,19 @@ async def _run(watches: list[dict[str, str]], interval: float, deadline: float) 
 
     spread = random.Random(0)
     # Per job: when its wait started, and every event its trigger yields (a second is a duplicate).
-    waits: dict[str, dict[str, Any]] = {w["job_id"]: {"start": None, "events": []} for w in watches}
+    waits: dict[str, dict[str, Any]] = {_key(w): {"start": None, "events": []} for w in watches}
 
-    async def one(ids: dict[str, str], delay: float) -> None:
+    async def one(watch: dict[str, str], delay: float) -> None:
         await asyncio.sleep(delay)
-        wait = waits[ids["job_id"]]
+        wait = waits[_key(watch)]
         wait["start"] = time.time()
-        trigger = PixxelStatusTrigger(kind="job", ids=ids, poll_interval=interval, deadline=deadline)
+        trigger = PixxelStatusTrigger(
+            kind=watch["kind"], ids=_ids(watch), poll_interval=interval, deadline=deadline
+        )
         async for event in trigger.run():
             wait["events"].append((event.payload["status"], time.time()))
 
-    await asyncio.gather(*(one(ids, spread.uniform(0, interval)) for ids in watches))
+    await asyncio.gather(*(one(watch, spread.uniform(0, interval)) for watch in watches))
     return waits
 
 
@@ -166,7 +207,9 @@ def measure_run(
     result = run.result
     stats = request_stats(base_url, result["started"])
     reads = [
-        r for r in stats["requests"] if r[1] == "GET" and JOB_READ_MARKER in r[2] and r[0] <= result["ended"]
+        r
+        for r in stats["requests"]
+        if r[1] == "GET" and any(m in r[2] for m in READ_MARKERS) and r[0] <= result["ended"]
     ]
     # Reads per interval, over the intervals the run lasted (the first one, while the waits start,
     # included); the busiest interval too.
@@ -211,7 +254,7 @@ def _summary(run: dict[str, Any]) -> str:
     )
 
 
-STEP_SECONDS = {"one-workflow": 10.0, "many-workflows": 15.0, "large": 60.0, "chaos": 10.0}
+STEP_SECONDS = {"one-workflow": 10.0, "mixed": 20.0, "large": 60.0, "chaos": 10.0}
 
 
 def measure(cases: list[str], scale: float, interval: float, step_seconds: float | None) -> None:
@@ -224,24 +267,30 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
     for case in cases:
         chaos = case == "chaos"
         step = step_seconds or STEP_SECONDS[case]
-        with simulator_process(speed=step, chaos_reads=chaos, workflows=10) as simulator:
+        # Both modes' order items are bought from one wallet: 1,000 cost 260,000 at the simulator's prices.
+        with simulator_process(speed=step, chaos_reads=chaos, workflows=10, wallet=1e7) as simulator:
             base_url = simulator.base_url
-            count = {"one-workflow": 200, "many-workflows": 1000, "large": 10_000, "chaos": 500}[case]
-            workflows = 10 if case == "many-workflows" else 1
-            modes = [True, False] if case in ("one-workflow", "many-workflows") else [True]
+            count = {"one-workflow": 200, "mixed": 1000, "large": 10_000, "chaos": 500}[case]
+            workflows = 10 if case == "mixed" else 1
+            modes = [True, False] if case in ("one-workflow", "mixed") else [True]
             for batched in modes:
                 watches = create_jobs_over_workflows(base_url, waits(count), workflows)
+                if case == "mixed":
+                    watches += create_order_items(base_url, waits(count))
                 wait_limit = step * 10 + 120
                 run = measure_run(
                     base_url, watches, batched=batched, interval=interval, wait_limit=wait_limit
                 )
                 mode = "batched" if batched else "unbatched"
                 details[f"{case}/{mode}"] = run
-                used = len({w["workflow_id"] for w in watches})
+                jobs = [w for w in watches if w["kind"] == "job"]
+                used = len({w["workflow_id"] for w in jobs})
+                items = len(watches) - len(jobs)
+                plus = f" + {items} order-item waits" if items else ""
                 rows.append(
                     Row(
-                        "batched polling",
-                        f"{case}: {len(watches)} job waits on {used} workflow(s), {mode}",
+                        "batched_polling",
+                        f"{case}: {len(jobs)} job waits on {used} workflow(s){plus}, {mode}",
                         _summary(run),
                     )
                 )
@@ -249,7 +298,7 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
                 batched_run = details["one-workflow/batched"]
                 rows.append(
                     Row(
-                        "batched polling",
+                        "batched_polling",
                         "one-workflow: status reads per interval, batched",
                         f"{batched_run['reads_per_interval']:.1f}",
                         "<= 10",
@@ -258,31 +307,29 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
                 )
                 rows.append(
                     Row(
-                        "batched polling",
+                        "batched_polling",
                         "one-workflow: p99 lateness of the completion event, batched",
                         f"{batched_run['lateness_p99']:.2f} s",
                         f"< {interval:g} s",
                         batched_run["lateness_p99"] < interval,
                     )
                 )
-            if case == "many-workflows":
-                share = details["many-workflows/batched"]["reads"] / max(
-                    1, details["many-workflows/unbatched"]["reads"]
-                )
+            if case == "mixed":
+                share = details["mixed/batched"]["reads"] / max(1, details["mixed/unbatched"]["reads"])
                 rows.append(
                     Row(
-                        "batched polling",
-                        "many-workflows: reads batched / unbatched",
+                        "batched_polling",
+                        "mixed: reads batched / unbatched",
                         f"{share:.1%}",
                         "<= 5 %",
                         share <= 0.05,
                     )
                 )
-                connections = details["many-workflows/batched"]["connections"]
+                connections = details["mixed/batched"]["connections"]
                 rows.append(
                     Row(
-                        "batched polling",
-                        "many-workflows: TCP connections, batched",
+                        "batched_polling",
+                        "mixed: TCP connections, batched",
                         str(connections),
                         "<= 2",
                         connections <= 2,
@@ -291,14 +338,14 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
             if case == "large":
                 rss = details["large/batched"]["peak_rss_mib"]
                 rows.append(
-                    Row("batched polling", "large: peak RSS", f"{rss:.0f} MiB", "<= 500 MiB", rss <= 500)
+                    Row("batched_polling", "large: peak RSS", f"{rss:.0f} MiB", "<= 500 MiB", rss <= 500)
                 )
             if case == "chaos":
                 outcomes = details["chaos/batched"]["outcomes"]
                 correct = outcomes.get("success", 0) == details["chaos/batched"]["waits"]
                 rows.append(
                     Row(
-                        "batched polling",
+                        "batched_polling",
                         "chaos: every wait ends with its one success event",
                         str(outcomes),
                         "all",
@@ -320,8 +367,8 @@ def main() -> None:
         "--step-seconds",
         type=float,
         default=None,
-        help="simulator seconds per job status step (default: per case, so that jobs finish while "
-        "their waits run: 10, or 15 for many-workflows and 60 for large, whose set-up takes longer)",
+        help="simulator seconds per status step (default: per case, so that resources finish while "
+        "their waits run: 10, or 20 for mixed and 60 for large, whose set-up takes longer)",
     )
     args = parser.parse_args()
     if args.worker:

@@ -39,7 +39,6 @@ EVENT_STATUSES = frozenset({"success", "partial", "failure", "timeout", "error"}
 
 # Errors no amount of polling fixes: report them at once instead of polling until the deadline.
 _FATAL_ERRORS = (PixxelAuthError, PixxelNotFoundError, PixxelValidationError, PixxelConfigError)
-_SHAPE_ERRORS = SHAPE_ERRORS
 
 
 def _wrong_shape(description: str, error: Exception) -> PixxelApiError:
@@ -195,7 +194,7 @@ class PixxelStatusTrigger(BaseTrigger):
                 except _FATAL_ERRORS as error:
                     yield self._event("error", message=str(error))
                     return
-                except (PixxelError, *_SHAPE_ERRORS) as error:
+                except (PixxelError, *SHAPE_ERRORS) as error:
                     # Already retried by the hook: log, sleep and poll again until the deadline. An
                     # answer of the wrong shape is treated the same: the next one may be right.
                     last_error = error if isinstance(error, PixxelError) else _wrong_shape(description, error)
