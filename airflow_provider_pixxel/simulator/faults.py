@@ -51,7 +51,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -216,6 +216,7 @@ class FaultInjector:
         self.injected: list[dict[str, Any]] = []
         self._rules: list[tuple[FaultRule, random.Random]] = []
         self._lock = threading.Lock()
+        self._paused = 0
 
     def add(self, rule: FaultRule) -> FaultRule:
         """Append ``rule`` (matched after the rules already added) and return it."""
@@ -235,6 +236,18 @@ class FaultInjector:
             self._rules.clear()
             self.injected.clear()
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No fault fires inside this block, and no rule's random stream moves, so a test can set up
+        what it needs (an order to watch) through the API without the faults meant for the run."""
+        with self._lock:
+            self._paused += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._paused -= 1
+
     @property
     def rules(self) -> list[FaultRule]:
         """The rules in matching order (a copy of the list; the rules themselves are live)."""
@@ -244,6 +257,8 @@ class FaultInjector:
     def choose(self, method: str, path: str) -> FaultRule | None:
         """The fault to inject for this request, or ``None``; records the injection when there is one."""
         with self._lock:
+            if self._paused:
+                return None
             for rule, stream in self._rules:
                 if rule.exhausted or not rule.applies_to(method, path):
                     continue

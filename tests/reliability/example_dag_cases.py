@@ -42,7 +42,9 @@ def _watch_a_fulfilled_recurring_order(
     from tests.example_dags.example_runs import asset_triggered_runs
     from tests.operators.pixxel_sim import fulfilled_order, recurring_item
 
-    order = fulfilled_order(sim, [recurring_item(sim, occurrences=2)])
+    # The order the watcher watches is the test's own set-up, not part of the run under faults.
+    with sim.faults.paused():
+        order = fulfilled_order(sim, [recurring_item(sim, occurrences=2)])
     monkeypatch.setenv("PIXXEL_CAPTURE_ORDER_ITEM_IDS", ",".join(order["order_item_ids"]))
     payloads = [
         {"catalog_id": c, "order_item_id": order["order_item_ids"][0], "task_id": "t", "created_at": "x"}

@@ -166,10 +166,15 @@ def test_rule_round_trips_through_json_form() -> None:
         FaultRule.from_dict({"kind": "reset", "colour": "red"})
 
 
-def decisions(seed: int, requests_to_make: list[tuple[str, str]]) -> list[str | None]:
+def decisions(
+    seed: int, requests_to_make: list[tuple[str, str]], *, paused_first: int = 0
+) -> list[str | None]:
     injector = FaultInjector(seed=seed)
     injector.add(FaultRule("status", status=503, rate=0.3))
     injector.add(FaultRule("reset", rate=0.3, methods=frozenset({"GET"})))
+    with injector.paused():
+        for _ in range(paused_first):
+            assert injector.choose("GET", "/v0/orders") is None
     outcomes = [injector.choose(method, path) for method, path in requests_to_make]
     return [rule.kind if rule else None for rule in outcomes]
 
@@ -446,3 +451,18 @@ async def test_without_a_server_transport_faults_surface_as_connection_errors(ru
             assert (await client.get(url)).status_code == 200
     finally:
         running.injector.clear()
+
+
+def test_paused_faults_fire_nothing_and_resume_where_they_were() -> None:
+    always = FaultRule("status", status=503, rate=1.0)
+    injector = FaultInjector()
+    injector.add(always)
+
+    with injector.paused():
+        assert injector.choose("POST", "/v0/orders") is None
+    assert injector.injected == []
+    assert injector.choose("POST", "/v0/orders") is always
+
+    # A pause draws no random numbers: the decisions after it are those of an injector never paused.
+    sequence = [("GET", f"/v0/orders/{i}") for i in range(50)]
+    assert decisions(3, sequence, paused_first=20) == decisions(3, sequence)
