@@ -28,6 +28,9 @@ ORDER_ITEM_IDS = [
     i.strip() for i in os.environ.get("PIXXEL_CAPTURE_ORDER_ITEM_IDS", "").split(",") if i.strip()
 ]
 CATALOG_POLL_SECONDS = float(os.environ.get("PIXXEL_CAPTURE_POLL_INTERVAL", "900"))
+# PIXXEL_CAPTURE_OUTPUT_DIR - the output_dir of the runs the watcher triggers, which carry no conf (a
+# local path or an object-storage URL such as s3://bucket/prefix; default: the examples' OUTPUT_DIR).
+CAPTURE_OUTPUT_DIR = os.environ.get("PIXXEL_CAPTURE_OUTPUT_DIR", "").strip() or OUTPUT_DIR
 
 new_captures = Asset(
     name="pixxel_recurring_captures",
@@ -51,7 +54,8 @@ DOC_MD = """
 Scheduled on the asset `pixxel_recurring_captures`, whose watcher (`PixxelNewCatalogTrigger`) emits one
 event per newly delivered catalog of the order items in `PIXXEL_CAPTURE_ORDER_ITEM_IDS`
 (comma-separated; set it where the scheduler and triggerer run, polled every
-`PIXXEL_CAPTURE_POLL_INTERVAL` seconds, default 900).
+`PIXXEL_CAPTURE_POLL_INTERVAL` seconds, default 900). Runs the watcher triggers have no conf: they write
+under `PIXXEL_CAPTURE_OUTPUT_DIR` (a local path or an object-storage URL) when it is set.
 
 1. **captures_to_process** reads the catalog ids from the run's triggering asset events (`catalog_id`
    in each event's payload). When events arrive faster than runs start, one run gets several: each is
@@ -59,7 +63,7 @@ event per newly delivered catalog of the order items in `PIXXEL_CAPTURE_ORDER_IT
 2. **download_capture** (one mapped task per capture) requests the catalog's package, waits for it
    (deferrable) and extracts it under `output_dir/<dag_id>/<catalog id>/`.
 3. **render_quicklook** renders the capture's reflectance GeoTIFF as an 8-bit PNG (2-98 % stretch)
-   next to it: `quicklook.png`. Needs Pillow on the workers.
+   next to it: `quicklook.png`, in object storage too. Needs Pillow on the workers.
 
 Each capture is downloaded and rendered once: the trigger never emits a catalog twice, and the
 download id survives task retries.
@@ -75,7 +79,9 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["pixxel", "example", "tasking", "event-driven"],
     params={
-        "output_dir": Param(OUTPUT_DIR, type="string", description="local path or object-storage URL"),
+        "output_dir": Param(
+            CAPTURE_OUTPUT_DIR, type="string", description="local path or object-storage URL"
+        ),
         "catalog_ids": Param(
             [], type="array", description="manual runs only: catalogs to process when no asset event did"
         ),
@@ -116,21 +122,24 @@ with DAG(
     def render_quicklook(download: dict[str, Any]) -> dict[str, Any]:
         import hashlib
         import io
-        from pathlib import Path
+        import posixpath
 
         from PIL import Image
 
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
-        folder = Path(download["path"])
+        # A local directory or an object-storage URL: both are read and written through the provider's
+        # destinations (pathlib.Path would mangle "s3://").
+        folder = str(download["path"])
         scenes = [
-            folder / f["path"]
+            f["path"]
             for f in download["files"]
             if f["path"].endswith(".tif") and not f["path"].endswith(".mask.tif")
         ]
         if not scenes:
             raise ValueError(f"the package in {folder} holds no reflectance GeoTIFF to render")
-        with Image.open(scenes[0]) as scene:
+        scene_path = resolve_destination(folder, scenes[0])
+        with scene_path.open("rb") as handle, Image.open(io.BytesIO(handle.read())) as scene:
             band = scene.convert("I")  # 16-bit reflectance as plain integers
         pixels = list(band.getdata())
         ordered = sorted(pixels)
@@ -141,10 +150,10 @@ with DAG(
         quicklook.putdata([max(0, min(255, (value - low) * 255 // span)) for value in pixels])
         buffer = io.BytesIO()
         quicklook.save(buffer, format="PNG")
-        target = resolve_destination(str(folder.parent), "quicklook.png")
+        target = resolve_destination(posixpath.dirname(folder.rstrip("/")), "quicklook.png")
         written = write_bytes_atomically(buffer.getvalue(), target)
         return {
-            "scene": str(scenes[0]),
+            "scene": str(scene_path),
             "path": str(written.path),
             "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
             "size": list(band.size),
