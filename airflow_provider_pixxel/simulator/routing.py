@@ -21,7 +21,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.simulator.state import SimulatorError, SimulatorState, bad_request
 from airflow_provider_pixxel.spec.rules import body_problems, check_query, rules
 from airflow_provider_pixxel.utils.dates import parse_date, parse_datetime
@@ -165,7 +164,7 @@ def parse_instant(value: Any, field: str) -> float:
         raise bad_request(f"{field}: expected an RFC 3339 timestamp such as 2024-05-06T00:00:00Z")
     try:
         return parse_datetime(value, field=field).timestamp()
-    except PixxelConfigError:
+    except ValueError:  # the parser's PixxelConfigError, caught as its base: no Airflow import here
         raise bad_request(
             f"{field}: {value!r} is not an RFC 3339 timestamp such as 2024-05-06T00:00:00Z"
         ) from None
@@ -189,7 +188,7 @@ def check_visualization_date(value: Any, field: str) -> str:
         raise bad_request(f"{field}: {value!r} is not a date in the YYYY_MM_DD form, e.g. 2024_05_06")
     try:
         parse_date(value, field=field)
-    except PixxelConfigError:
+    except ValueError:  # the parser's PixxelConfigError, caught as its base: no Airflow import here
         raise bad_request(f"{field}: {value!r} is not a real calendar date") from None
     return value
 

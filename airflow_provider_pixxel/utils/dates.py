@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import datetime
 import re
+from typing import TYPE_CHECKING
 
 import pendulum.parsing
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError
+if TYPE_CHECKING:
+    from airflow_provider_pixxel.exceptions import PixxelConfigError
 
 __all__ = [
     "ACCEPTED_FORMS",
@@ -62,9 +64,17 @@ _DOCUMENTED_FORM = re.compile(
 )
 
 
+def _config_error(message: str) -> PixxelConfigError:
+    # Imported on first use: the simulator parses dates with this module and must start without
+    # loading Airflow, which the exception hierarchy is built on and which logs to stdout as it starts.
+    from airflow_provider_pixxel.exceptions import PixxelConfigError
+
+    return PixxelConfigError(message)
+
+
 def _refuse(field: str, value: object, reason: str = "") -> PixxelConfigError:
     detail = f" ({reason})" if reason else ""
-    return PixxelConfigError(f"{field}: {value!r} is not a valid date{detail}. Accepted: {ACCEPTED_FORMS}")
+    return _config_error(f"{field}: {value!r} is not a valid date{detail}. Accepted: {ACCEPTED_FORMS}")
 
 
 def _parse_text(field: str, text: str) -> datetime.date | datetime.datetime:
@@ -104,7 +114,7 @@ def _parse(value: object, field: str) -> datetime.date | datetime.datetime:
     if isinstance(value, datetime.date):
         return datetime.date(value.year, value.month, value.day)
     if not isinstance(value, str):
-        raise PixxelConfigError(
+        raise _config_error(
             f"{field}: expected a date, got {type(value).__name__} {value!r}. Accepted: {ACCEPTED_FORMS}"
         )
     return _parse_text(field, value.strip())
@@ -171,7 +181,7 @@ def datetime_interval(start: DateLike | None, end: DateLike | None, *, field: st
     :raises PixxelConfigError: when both ends are open, or ``end`` is before ``start``.
     """
     if start is None and end is None:
-        raise PixxelConfigError(
+        raise _config_error(
             f"{field}: both ends of the interval are open. Give a start, an end, or both, "
             "or leave the datetime filter out"
         )
@@ -228,7 +238,7 @@ def check_tasking_window(
         if datetime.datetime.combine(earliest_date, datetime.time.min, tzinfo=_UTC) < earliest_moment:
             earliest_date += datetime.timedelta(days=1)
         lead_hours = (start_sent - placed_at).total_seconds() / 3600
-        raise PixxelConfigError(
+        raise _config_error(
             f"{start_field}: {start_date.isoformat()} (sent as {order_item_date(start_date)}) is "
             f"{lead_hours:.1f} h after now ({rfc3339(placed_at)}); Pixxel needs a tasking start at least "
             f"24 h after the order is placed. The earliest valid {start_field} is {earliest_date.isoformat()}"
@@ -237,7 +247,7 @@ def check_tasking_window(
         return start_date, None
     end_date = parse_date(end, field=end_field)
     if end_date <= start_date:
-        raise PixxelConfigError(
+        raise _config_error(
             f"{end_field}: {end_date.isoformat()} must be after {start_field} {start_date.isoformat()}. "
             "The end date is exclusive (start 2020-10-22, end 2020-10-28 covers the 22nd to the 27th), "
             f"so a single day needs {end_field} {(start_date + datetime.timedelta(days=1)).isoformat()}"
@@ -263,7 +273,7 @@ def check_date_range(
     start_moment = None if start is None else parse_datetime(start, field=start_name)
     end_moment = None if end is None else parse_datetime(end, field=end_name, end_of_day=True)
     if start_moment is not None and end_moment is not None and end_moment < start_moment:
-        raise PixxelConfigError(
+        raise _config_error(
             f"{end_name}: {rfc3339(end_moment)} is before {start_name} {rfc3339(start_moment)}. "
             f"Swap them, or move {end_name} later"
         )

@@ -93,3 +93,20 @@ def test_connection_fixture_sets_the_environment(
 
 def test_session_fixture_is_shared(pixxel_simulator_session: SimulatorHandle) -> None:
     assert requests.get(pixxel_simulator_session.url("/ping"), timeout=10).ok
+
+
+def test_the_simulator_starts_without_loading_airflow() -> None:
+    # Airflow logs to stdout as it starts; the simulator's first three stdout lines are the ones
+    # scripts read (the CLI test above), and it serves tests and demos that need no Airflow at all.
+    probe = (
+        "import sys\n"
+        "import airflow_provider_pixxel.simulator.app, airflow_provider_pixxel.simulator.cli\n"
+        "from airflow_provider_pixxel.simulator.routing import check_visualization_date, parse_instant\n"
+        "check_visualization_date('2024_05_06', 'date')\n"
+        "parse_instant('2024-05-06T00:00:00Z', 'datetime')\n"
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
