@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from typing import Any
 from scripts.deployment.simulator_log import read_log
 from scripts.deployment.stack import (
     BIN,
+    EXAMPLE_DAGS_FOLDER,
     LOOPBACK,
     AirflowApi,
     DeploymentError,
@@ -72,6 +72,8 @@ from tests.deployment.run_checks import (
     check_store,
     creations,
     is_part,
+    list_store,
+    sha256_and_size,
 )
 
 LEG = "distributed"
@@ -232,23 +234,6 @@ def start_s3(supervisor: Supervisor) -> tuple[str, Any]:
     wait_for(answers, timeout=90, what="moto's S3 server to answer", interval=0.5)
     client.create_bucket(Bucket=BUCKET)
     return endpoint, client
-
-
-def s3_keys(client: Any) -> dict[str, int]:
-    keys: dict[str, int] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        keys.update({item["Key"]: int(item["Size"]) for item in page.get("Contents", [])})
-    return keys
-
-
-def s3_sha256(client: Any, key: str) -> tuple[str, int]:
-    body = client.get_object(Bucket=BUCKET, Key=key)["Body"]
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in iter(lambda: body.read(1 << 20), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def key_of(url: str) -> str:
@@ -527,7 +512,7 @@ def distributed_leg(report: Report, work: Path) -> None:
             seen_sizes: dict[str, set[int]] = {}
 
             def finished() -> str | None:
-                for key, size in s3_keys(s3).items():
+                for key, size in list_store(s3, BUCKET).items():
                     seen_sizes.setdefault(key, set()).add(size)
                 state = str(api.run(FLAGSHIP, run_id)["state"])
                 return state if state in ("success", "failed") else None
@@ -537,12 +522,11 @@ def distributed_leg(report: Report, work: Path) -> None:
             )
             if state != "success":
                 raise DeploymentError(f"{run_id} ended {state}: {task_states(api, FLAGSHIP, run_id)}")
-            summary_key = next(
-                k for k in s3_keys(s3) if k.endswith(f"{FLAGSHIP}/{today_midnight()[:10]}/summary.json")
-            )
+            summary_name = f"{FLAGSHIP}/{today_midnight()[:10]}/summary.json"
+            summary_key = next(k for k in list_store(s3, BUCKET) if k.endswith(summary_name))
             summary = json.loads(s3.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read())
             (imagery,) = summary["files"]
-            digest, size = s3_sha256(s3, key_of(imagery["path"]))
+            digest, size = sha256_and_size(s3, BUCKET, key_of(imagery["path"]))
             if (digest, size) != (imagery["sha256"], imagery["size"]) or size != LARGE_PACKAGE_BYTES:
                 raise DeploymentError(f"{imagery['path']}: {size} bytes sha256 {digest}, recorded {imagery}")
             if seen_sizes.get(key_of(imagery["path"]), {size}) != {size}:
@@ -612,7 +596,7 @@ def distributed_leg(report: Report, work: Path) -> None:
                     raise DeploymentError(f"{overlap} backfill runs ran at once; the limit was 3")
                 manifests = sorted(
                     k
-                    for k in s3_keys(s3)
+                    for k in list_store(s3, BUCKET)
                     if k.startswith(f"{STORE_PREFIX}/{DAILY_PNG}/") and k.endswith("manifest.json")
                 )
                 partitions = [k.split("/")[-2] for k in manifests]
@@ -675,9 +659,12 @@ def distributed_leg(report: Report, work: Path) -> None:
                     f"({objects} objects, every one accounted for, no .part); created {made}{extra}"
                 )
 
+        with report.check(LEG, "every example DAG file: its DAGs ran above, or it defines none") as note:
+            note["detail"] = check_every_dag_file_ran(api, EXAMPLE_DAGS)
+
         with report.check(LEG, "nothing bought twice, nothing lost") as note:
             kinds = check_every_creation_owned(created, records.values(), set_up)
-            keys = s3_keys(s3)
+            keys = list_store(s3, BUCKET)
             parts = sorted(k for k in {*keys, *seen} if is_part(k))
             if parts:
                 raise DeploymentError(f".part objects were visible in the store: {parts}")
@@ -704,6 +691,25 @@ def distributed_leg(report: Report, work: Path) -> None:
             shutil.rmtree(pg_root, ignore_errors=True)
         if left:
             report.add(Outcome(LEG, "every process stopped", "failed", 0.0, f"still running: {left}"))
+
+
+def check_every_dag_file_ran(api: AirflowApi, ran: Sequence[str]) -> str:
+    """Every file of ``example_dags/`` parsed without error, and every DAG they define is one this leg ran:
+    a DAG added to the examples fails the leg until the leg runs it, rather than being left out unseen.
+
+    :raises DeploymentError: naming the files that failed to import and the DAGs the leg did not run.
+    """
+    errors = api.get("/api/v2/importErrors?limit=100")["import_errors"]
+    if errors:
+        raise DeploymentError(f"example DAG files that failed to import: {[e['filename'] for e in errors]}")
+    parsed = {str(d["dag_id"]): Path(d["fileloc"]).name for d in api.get("/api/v2/dags?limit=100")["dags"]}
+    not_run = sorted(set(parsed) - set(ran))
+    if not_run:
+        raise DeploymentError(f"example DAGs this leg does not run: {not_run}")
+    files = sorted(p.name for p in EXAMPLE_DAGS_FOLDER.glob("*.py"))
+    without = [name for name in files if name not in parsed.values()]
+    ran_files = len(files) - len(without)
+    return f"{len(parsed)} DAGs from {ran_files} files, all run; no DAG in {', '.join(without)}"
 
 
 def check_capture_events(
