@@ -409,6 +409,7 @@ def distributed_leg(report: Report, work: Path) -> None:
                 executor="CeleryExecutor",
                 database_url=database,
                 extra={
+                    # [START howto_deploy_distributed_settings]
                     "AIRFLOW__CELERY__BROKER_URL": f"redis://{LOOPBACK}:{redis_port}/0",
                     "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://airflow@{LOOPBACK}:{pg_port}/airflow",
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
@@ -437,6 +438,7 @@ def distributed_leg(report: Report, work: Path) -> None:
                     "AWS_ENDPOINT_URL": endpoint,
                     "AWS_DEFAULT_REGION": "us-east-1",
                     **aws,
+                    # [END howto_deploy_distributed_settings]
                 },
             )
             site.run("db", "migrate", timeout=600)
