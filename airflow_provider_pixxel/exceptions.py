@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class PixxelError(AirflowException):
     """Base class of every error raised by this provider."""
 
 
-class PixxelConfigError(PixxelError, ValueError):
-    """The connection or an argument is wrong; nothing was sent. The message says how to fix it."""
+class PixxelConfigError(PixxelError, AirflowFailException, ValueError):
+    """The connection or an argument is wrong; nothing was sent. The message says how to fix it.
+
+    It is an ``AirflowFailException`` too: the task fails at once instead of spending its retries on
+    input that no retry can fix.
+    """
 
 
 class PixxelTransportError(PixxelError):
