@@ -24,6 +24,15 @@ class PixxelConfigError(PixxelError, AirflowFailException, ValueError):
     """
 
 
+class PixxelExistingResourceError(PixxelConfigError):
+    """A resource of the name (or identity) asked for already exists and this task may not adopt it.
+
+    Either ``reuse_existing`` is off, or the existing resource differs from the one asked for (another
+    geometry, expression or bucket). Nothing was created. The task is not retried: only renaming the
+    resource or changing the argument that forbids the adoption resolves it.
+    """
+
+
 class PixxelTransportError(PixxelError):
     """The request got no HTTP answer (connection refused or reset, timeout).
 

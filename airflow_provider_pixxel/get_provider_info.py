@@ -17,6 +17,7 @@ HOOK_MODULES = [
     "airflow_provider_pixxel.hooks.reconcile",
     "airflow_provider_pixxel.hooks.retry",
     "airflow_provider_pixxel.hooks.sessions",
+    "airflow_provider_pixxel.hooks.spend",
     "airflow_provider_pixxel.hooks.transport",
     "airflow_provider_pixxel.hooks.transport_deadline",
 ]
@@ -30,6 +31,7 @@ OPERATOR_MODULES = [
     "airflow_provider_pixxel.operators.insights",
     "airflow_provider_pixxel.operators.jobs",
     "airflow_provider_pixxel.operators.orders",
+    "airflow_provider_pixxel.operators.purchase",
     "airflow_provider_pixxel.operators.stores",
     "airflow_provider_pixxel.operators.visualizations",
 ]
@@ -117,6 +119,17 @@ def get_provider_info() -> dict[str, Any]:
                     "aurora_url": {
                         "label": "Aurora web app URL (for task links)",
                         "schema": {"type": ["string", "null"], "default": "https://aurora.pixxel.space"},
+                    },
+                    "budget_tokens": {
+                        "label": "Spend budget per period (tokens), shared by every DAG on this connection",
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                        "description": "Before an order, workflow job or insight is bought, its price plus "
+                        "what the project spent in the period (read from the API) must fit. Empty: none.",
+                    },
+                    "budget_period": {
+                        "label": "Budget period (UTC calendar)",
+                        "schema": {"type": ["string", "null"], "enum": ["day", "week", "month", None]},
+                        "description": "day, week (from Monday) or month (the default).",
                     },
                     "max_retries": {
                         "label": "Retries on rate limits and transient errors",

@@ -7,6 +7,7 @@ Search the STAC archive for a date window, order the best few scenes (priced fir
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pendulum
@@ -20,6 +21,7 @@ from pixxel_example_settings import (
     output_path,
     poll_interval_seconds,
     resolve_project,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -31,6 +33,13 @@ from airflow_provider_pixxel.operators import (
 from airflow_provider_pixxel.sensors import PixxelOrderSensor
 
 POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
+# [START howto_budget_pool]
+# Purchases run in a one-slot pool so that the budget check and the purchase of two runs never
+# interleave: create it with `airflow pools set pixxel_purchases 1 "Pixxel purchases"` and set
+# PIXXEL_PURCHASE_POOL=pixxel_purchases. Without it, two runs checking at the same instant can both
+# pass, and the budget can be overshot by at most the price of the purchases running at once.
+PURCHASE_POOL = os.environ.get("PIXXEL_PURCHASE_POOL", "default_pool")
+# [END howto_budget_pool]
 
 ORDER_ID = "{{ ti.xcom_pull(task_ids='place_order')['order_id'] }}"
 
@@ -43,14 +52,17 @@ Buys the best existing scenes of an area instead of tasking new captures:
 2. **archive_search** walks every page of the STAC archive (`collections`, `search_start`..`search_end`,
    at most `max_cloud_cover` % cloud) and keeps the `max_items` least cloudy scenes.
 3. **build_archive_order** turns them into one archive order item; **place_order** prices it with a dry
-   run (nothing is bought), refuses it above `max_cost`, then places it. The order id survives task
-   retries, so a retry never buys twice.
+   run (nothing is bought), refuses it above `max_cost` or when it and what the project already spent
+   this month exceed `budget_tokens`, then places it. The order id survives task retries, so a retry
+   never buys twice.
 4. **wait_for_order** waits until every item is fulfilled (deferrable: in the triggerer).
 5. **find_catalogs** lists the delivered catalogs; **download_imagery** fetches them as one zip
    (SHA-256 checked, written atomically) under `output_dir/<dag_id>/<ds>/imagery/`.
 6. **summarize** writes `summary.json` beside it: scenes, cost, file size and SHA-256.
 
 Run it on demand, e.g. `airflow dags trigger pixxel_archive_purchase -c '{"max_items": 1, "max_cost": 300}'`.
+With `"pixxel_dry_run": true` in the conf the run prices the order and buys nothing (place_order and
+everything after it are skipped); `pixxel-spend --priced pixxel_archive_purchase` sums such runs.
 """
 
 with DAG(
@@ -73,6 +85,12 @@ with DAG(
         "max_cloud_cover": Param(20, type="number", minimum=0, maximum=100, description="percent"),
         "max_items": Param(2, type="integer", minimum=1, description="scenes to buy, least cloudy first"),
         "max_cost": Param(1000, type="number", exclusiveMinimum=0, description="wallet tokens"),
+        # [START howto_budget_params]
+        "budget_tokens": Param(
+            50_000, type="integer", minimum=1, description="the project's monthly spend, this order included"
+        ),
+        "pixxel_dry_run": Param(False, type="boolean", description="price the order, buy nothing"),
+        # [END howto_budget_params]
         "output_dir": Param(OUTPUT_DIR, type="string", description="local path or object-storage URL"),
     },
 ) as dag:
@@ -97,6 +115,7 @@ with DAG(
         }
 
     search = prepare_search()
+    # [START howto_operator_archive_search]
     archive_search = PixxelArchiveSearchOperator(
         task_id="archive_search",
         collections=search["collections"],
@@ -106,7 +125,9 @@ with DAG(
         query=search["query"],
         max_items=search["max_items"],
     )
+    # [END howto_operator_archive_search]
 
+    # [START howto_archive_search_into_order]
     @task
     def build_archive_order(
         item_ids: list[str],
@@ -138,18 +159,27 @@ with DAG(
         task_id="place_order",
         order_items=order_items,
         max_cost="{{ params.max_cost }}",
+        budget_tokens="{{ params.budget_tokens }}",
+        budget_period="month",
+        pool=PURCHASE_POOL,
         # The sensor waits, so the triggerer (not a worker slot) holds the wait when deferrable.
         wait_for_completion=False,
     )
+    # [END howto_archive_search_into_order]
+    # [START howto_sensor_order]
     wait_for_order = PixxelOrderSensor(
         task_id="wait_for_order",
         order_id=ORDER_ID,
         poke_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_sensor_order]
+    # [START howto_operator_search_catalogs]
     find_catalogs = PixxelSearchCatalogsOperator(
         task_id="find_catalogs", order_ids=ORDER_ID, fail_if_empty=True
     )
+    # [END howto_operator_search_catalogs]
+    # [START howto_operator_download_catalogs]
     download_imagery = PixxelDownloadCatalogsOperator(
         task_id="download_imagery",
         catalog_ids="{{ ti.xcom_pull(task_ids='find_catalogs')['catalog_ids'] }}",
@@ -157,6 +187,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_download_catalogs]
 
     @task
     def summarize(
@@ -167,6 +198,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -179,7 +211,9 @@ with DAG(
             "order_status": fulfilled.get("status"),
             "files": [{key: imagery[key] for key in ("path", "size", "sha256")}],
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary

@@ -32,6 +32,7 @@ CATALOG_POLL_SECONDS = float(os.environ.get("PIXXEL_CAPTURE_POLL_INTERVAL", "900
 # local path or an object-storage URL such as s3://bucket/prefix; default: the examples' OUTPUT_DIR).
 CAPTURE_OUTPUT_DIR = os.environ.get("PIXXEL_CAPTURE_OUTPUT_DIR", "").strip() or OUTPUT_DIR
 
+# [START howto_trigger_new_catalog]
 new_captures = Asset(
     name="pixxel_recurring_captures",
     uri="pixxel://order-items/captures",
@@ -47,6 +48,7 @@ new_captures = Asset(
     if ORDER_ITEM_IDS
     else [],
 )
+# [END howto_trigger_new_catalog]
 
 DOC_MD = """
 ### One run per capture

@@ -12,13 +12,13 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, task
-from pixxel_example_settings import DEFAULT_ARGS, OUTPUT_DIR, pick
+from pixxel_example_settings import DEFAULT_ARGS, OUTPUT_DIR, RUN_DATE, pick, run_date
 
 from airflow_provider_pixxel.operators import PixxelGenerateIndexPngOperator, PixxelGenerateSldOperator
 
 IMAGE = "ti.xcom_pull(task_ids='find_image')"
 # <output_dir>/<dag_id>/<visualization_id>/<ds>/: one partition per visualization and logical date.
-PARTITION = "{{ params.output_dir }}/{{ dag.dag_id }}/{{ " + IMAGE + "['visualization_id'] }}/{{ ds }}"
+PARTITION = "{{ params.output_dir }}/{{ dag.dag_id }}/{{ " + IMAGE + "['visualization_id'] }}/" + RUN_DATE
 
 DOC_MD = """
 ### Daily index PNG
@@ -72,12 +72,14 @@ with DAG(
 ) as dag:
 
     @task(multiple_outputs=True)
-    def find_image(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def find_image(
+        ds: str | None = None, params: dict[str, Any] | None = None, dag_run: Any = None
+    ) -> dict[str, Any]:
         from airflow.providers.common.compat.sdk import AirflowSkipException
 
         from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 
-        assert ds is not None
+        ds = run_date(ds, dag_run)
         assert params is not None
         day = datetime.date.fromisoformat(ds)
         with PixxelHook() as hook:
@@ -122,6 +124,7 @@ with DAG(
         }
 
     image = find_image()
+    # [START howto_operator_generate_index_png]
     render_png = PixxelGenerateIndexPngOperator(
         task_id="render_png",
         aoi_id=image["aoi_id"],
@@ -130,6 +133,8 @@ with DAG(
         date=image["image_date"],
         destination=PARTITION + "/{{ params.index | lower }}.png",
     )
+    # [END howto_operator_generate_index_png]
+    # [START howto_operator_generate_sld]
     write_sld = PixxelGenerateSldOperator(
         task_id="write_sld",
         aoi_id=image["aoi_id"],
@@ -139,6 +144,7 @@ with DAG(
         # {mode} is filled in by the operator, one file per visualization mode.
         destination=PARTITION + "/{{ params.index | lower }}_{mode}.sld",
     )
+    # [END howto_operator_generate_sld]
 
     @task
     def write_manifest(
@@ -148,10 +154,12 @@ with DAG(
         ds: str | None = None,
         params: dict[str, Any] | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
         assert params is not None
+        ds = run_date(ds, dag_run)
         manifest = {
             "ds": ds,
             "image_date": image["image_date"],

@@ -33,6 +33,28 @@ SHORT_WAIT_SECONDS = 6 * 3600.0
 
 OUTPUT_DIR = "/tmp/pixxel-examples"
 
+# [START howto_run_date]
+# An Airflow 3 manual run (`airflow dags trigger`, the UI, the REST API) has no logical date unless one is
+# given (`--logical-date`): ds, ds_nodash, ts_nodash... are then not defined and `{{ ds }}` fails to
+# render. Every run has run_after, the moment it was due, so the examples fall back to its date.
+RUN_DATE = "{{ ds if ds is defined else dag_run.run_after | ds }}"
+RUN_DATE_NODASH = "{{ ds_nodash if ds_nodash is defined else dag_run.run_after | ds_nodash }}"
+RUN_TS_NODASH = "{{ ts_nodash if ts_nodash is defined else dag_run.run_after | ts_nodash }}"
+
+
+def run_date(ds: str | None, dag_run: Any) -> str:
+    """A ``@task``'s ``ds`` (``YYYY-MM-DD``), or the date of ``dag_run.run_after`` in a run without one."""
+    return ds if ds is not None else dag_run.run_after.date().isoformat()
+
+
+def run_ts_nodash(ts_nodash: str | None, dag_run: Any) -> str:
+    """A ``@task``'s ``ts_nodash``, or ``dag_run.run_after`` in that form in a run without a logical date."""
+    return ts_nodash if ts_nodash is not None else dag_run.run_after.strftime("%Y%m%dT%H%M%S")
+
+
+# [END howto_run_date]
+
+
 # Smallholder farms east of Bengaluru: covered by the simulator's seeded TD1/TD2 archive scenes.
 FIELD_AREA: dict[str, Any] = {
     "type": "FeatureCollection",
@@ -52,8 +74,8 @@ FIELD_AREA: dict[str, Any] = {
 
 
 def output_path(*parts: str) -> str:
-    """A templated path under the ``output_dir`` param, partitioned by DAG and logical date."""
-    return "/".join(("{{ params.output_dir }}", "{{ dag.dag_id }}", "{{ ds }}", *parts))
+    """A templated path under the ``output_dir`` param, partitioned by DAG and run date."""
+    return "/".join(("{{ params.output_dir }}", "{{ dag.dag_id }}", RUN_DATE, *parts))
 
 
 def check_area(geojson: Any) -> dict[str, Any]:

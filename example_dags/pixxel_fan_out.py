@@ -11,11 +11,13 @@ from airflow.sdk import DAG, Param, task
 from pixxel_example_settings import (
     DEFAULT_ARGS,
     OUTPUT_DIR,
+    RUN_DATE,
     SHORT_WAIT_SECONDS,
     check_area,
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_ts_nodash,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -125,10 +127,14 @@ with DAG(
 
     @task(pool="default_pool")
     def aoi_requests(
-        fields: list[dict[str, Any]], item_ids: list[list[str]], ts_nodash: str | None = None
+        fields: list[dict[str, Any]],
+        item_ids: list[list[str]],
+        ts_nodash: str | None = None,
+        dag_run: Any = None,
     ) -> list[dict]:
+        stamp = run_ts_nodash(ts_nodash, dag_run)
         return [
-            {"name": f"{field['name']}-{ts_nodash}", "geometry": field["geometry"], "item_ids": list(ids)}
+            {"name": f"{field['name']}-{stamp}", "geometry": field["geometry"], "item_ids": list(ids)}
             for field, ids in zip(fields, item_ids, strict=True)
         ]
 
@@ -154,11 +160,13 @@ with DAG(
         # Mapped in the same order as create_aoi, so map index n is field n.
         return {"aoi_id": aoi["aoi_id"], "asset_ids": mosaics, "file_name": fields[ti.map_index]["name"]}
 
+    # [START howto_operator_download_assets]
     download_assets = PixxelDownloadAssetsOperator.partial(
         task_id="download_assets",
-        destination="{{ params.output_dir }}/{{ dag.dag_id }}/{{ ds }}",
+        destination="{{ params.output_dir }}/{{ dag.dag_id }}/" + RUN_DATE,
         extract=True,
         deferrable=True,
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     ).expand_kwargs(choose_assets.partial(fields=fields).expand(aoi=create_aoi.output))
+    # [END howto_operator_download_assets]

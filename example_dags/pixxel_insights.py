@@ -10,6 +10,8 @@ from pixxel_example_settings import (
     DEFAULT_ARGS,
     FIELD_AREA,
     OUTPUT_DIR,
+    RUN_DATE_NODASH,
+    RUN_TS_NODASH,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
@@ -102,6 +104,7 @@ with DAG(
     area = validate_aoi()
     workspace = resolve_workspace()
 
+    # [START howto_operator_search_images]
     search_images = PixxelSearchImagesOperator(
         task_id="search_images",
         start_date="{{ params.start_date }}",
@@ -111,9 +114,11 @@ with DAG(
         filters=[{"id": "eo:cloud_cover", "min": 0, "max": 30}],
         limit=10,
     )
+    # [END howto_operator_search_images]
+    # [START howto_operator_create_aoi]
     create_aoi = PixxelCreateAOIOperator(
         task_id="create_aoi",
-        name="{{ params.aoi_name }}-{{ ts_nodash }}",
+        name="{{ params.aoi_name }}-" + RUN_TS_NODASH,
         description="Insight area",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -123,6 +128,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_create_aoi]
 
     @task(multiple_outputs=True)
     def choose_block(aoi: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -166,18 +172,21 @@ with DAG(
         }
 
     block = choose_block(create_aoi.output)
+    # [START howto_operator_create_insights]
     run_insight = PixxelCreateInsightsOperator(
         task_id="run_insight",
         aoi_id="{{ ti.xcom_pull(task_ids='create_aoi')['aoi_id'] }}",
         block=block["block"],
         input_values=block["input_values"],
-        name="{{ params.block_name }}-{{ ds_nodash }}",
+        name="{{ params.block_name }}-" + RUN_DATE_NODASH,
         project_id=workspace["project_id"],
         metadata={"dag_run": "{{ run_id }}"},
         max_cost="{{ params.max_cost }}",
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_create_insights]
+    # [START howto_operator_download_insights]
     download_outputs = PixxelDownloadInsightsOperator(
         task_id="download_outputs",
         aoi_id="{{ ti.xcom_pull(task_ids='run_insight')['aoi_id'] }}",
@@ -189,4 +198,5 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_download_insights]
     run_insight >> download_outputs

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from typing import Any
 
 import pendulum
@@ -16,12 +17,15 @@ from pixxel_example_settings import (
     FIELD_AREA,
     LONG_WAIT_SECONDS,
     OUTPUT_DIR,
+    RUN_DATE,
+    RUN_TS_NODASH,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -38,6 +42,8 @@ from airflow_provider_pixxel.operators import (
 from airflow_provider_pixxel.sensors import PixxelDeliverySensor, PixxelOrderSensor
 
 POLL_INTERVAL_SECONDS = poll_interval_seconds()  # read each time this file is parsed
+# A one-slot pool makes the budget check exact across runs (see pixxel_archive_purchase.py).
+PURCHASE_POOL = os.environ.get("PIXXEL_PURCHASE_POOL", "default_pool")
 
 ORDER_ID = "{{ ti.xcom_pull(task_ids='place_order')['order_id'] }}"
 CATALOG_IDS = "{{ ti.xcom_pull(task_ids='find_catalogs')['catalog_ids'] }}"
@@ -51,7 +57,8 @@ Orders new captures of an area, waits for them, and puts them where they are use
    polygons at most 200 km apart) and logs its area; **resolve_workspace** turns the names in the params
    (project, bandset, satellite, index) into ids.
 2. **place_order** prices the tasking order with a dry run (nothing is bought), refuses it above
-   `max_cost`, then places it; the order id survives task retries, so a retry never buys twice.
+   `max_cost` or when it and this month's spend of the project exceed `budget_tokens`, then places it;
+   the order id survives task retries, so a retry never buys twice.
 3. **wait_for_order** waits until every order item is fulfilled (deferrable: in the triggerer).
 4. **find_catalogs** lists the captured imagery; **download_imagery** fetches it as one verified zip under
    `output_dir/<dag_id>/<ds>/`; **register_store** + **deliver** copy it to the cloud store.
@@ -61,6 +68,9 @@ Orders new captures of an area, waits for them, and puts them where they are use
 
 Waits defer to the triggerer when `[operators] default_deferrable` is true. Trigger it with a config
 to override any param, e.g. `airflow dags trigger pixxel_tasking_to_delivery -c '{"max_cost": 800}'`.
+Price before buying: with `-c '{"pixxel_dry_run": true}'` a run prices the order and buys nothing (the
+order and delivery tasks are skipped); `pixxel-spend --priced pixxel_tasking_to_delivery` sums the
+prices of such runs, then run for real.
 """
 
 with DAG(
@@ -83,6 +93,10 @@ with DAG(
         "cloud_cover": Param(20, type="integer", minimum=0, maximum=100),
         "off_nadir": Param(25, type="integer", minimum=0, maximum=90),
         "max_cost": Param(1000, type="number", exclusiveMinimum=0, description="wallet tokens"),
+        "budget_tokens": Param(
+            50_000, type="integer", minimum=1, description="the project's monthly spend, this order included"
+        ),
+        "pixxel_dry_run": Param(False, type="boolean", description="price the order, buy nothing"),
         "output_dir": Param(OUTPUT_DIR, type="string", description="local path or object-storage URL"),
         "store_name": Param("analytics-landing-zone", type="string"),
         "store_bucket": Param("acme-eo-landing", type="string"),
@@ -123,6 +137,7 @@ with DAG(
                 "index_id": pick(hook.iter_indices(), params["index"], "index"),
             }
 
+    # [START howto_operator_create_order_tasking]
     @task
     def build_tasking_order(
         area: dict[str, Any],
@@ -130,10 +145,12 @@ with DAG(
         bandset_id: str,
         ds: str | None = None,
         params: dict[str, Any] | None = None,
+        dag_run: Any = None,
     ) -> list[dict[str, Any]]:
-        assert ds is not None
         assert params is not None
-        start = datetime.date.fromisoformat(ds) + datetime.timedelta(days=params["capture_starts_in_days"])
+        start = datetime.date.fromisoformat(run_date(ds, dag_run)) + datetime.timedelta(
+            days=params["capture_starts_in_days"]
+        )
         end = start + datetime.timedelta(days=params["capture_window_days"])
         return [
             {
@@ -150,19 +167,26 @@ with DAG(
             }
         ]
 
+    # [END howto_operator_create_order_tasking]
+
     area = validate_aoi()
     workspace = resolve_workspace()
     order_items = build_tasking_order(
         area["feature_collection"], workspace["project_id"], workspace["bandset_id"]
     )
 
+    # [START howto_operator_create_order]
     place_order = PixxelCreateOrderOperator(
         task_id="place_order",
         order_items=order_items,
         max_cost="{{ params.max_cost }}",
+        budget_tokens="{{ params.budget_tokens }}",
+        budget_period="month",
+        pool=PURCHASE_POOL,
         # Waiting is the sensor's job, so the triggerer (not a worker slot) holds the days of tasking.
         wait_for_completion=False,
     )
+    # [END howto_operator_create_order]
     wait_for_order = PixxelOrderSensor(
         task_id="wait_for_order",
         order_id=ORDER_ID,
@@ -179,6 +203,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [START howto_operator_create_store]
     register_store = PixxelCreateStoreOperator(
         task_id="register_store",
         name="{{ params.store_name }}",
@@ -187,15 +212,19 @@ with DAG(
         secrets_conn_id="{{ params.store_secrets_conn_id }}",
         reuse_existing=True,
     )
+    # [END howto_operator_create_store]
+    # [START howto_operator_create_delivery]
     deliver = PixxelCreateDeliveryOperator(
         task_id="deliver",
         catalog_ids=CATALOG_IDS,
         store_id="{{ ti.xcom_pull(task_ids='register_store')['store_id'] }}",
-        path="{{ params.delivery_prefix }}{{ ds }}/",
+        path="{{ params.delivery_prefix }}" + RUN_DATE + "/",
         # One sensor per delivery waits below, each deferrable on its own.
         wait_for_completion=False,
     )
+    # [END howto_operator_create_delivery]
 
+    # [START howto_sensor_delivery]
     @task
     def delivery_ids(requested: dict[str, Any]) -> list[str]:
         return list(requested["delivery_ids"])
@@ -203,6 +232,7 @@ with DAG(
     wait_for_deliveries = PixxelDeliverySensor.partial(
         task_id="wait_for_deliveries", poke_interval=POLL_INTERVAL_SECONDS, timeout=SHORT_WAIT_SECONDS
     ).expand(delivery_id=delivery_ids(deliver.output))
+    # [END howto_sensor_delivery]
 
     search_preview_images = PixxelSearchImagesOperator(
         task_id="search_preview_images",
@@ -215,7 +245,7 @@ with DAG(
     )
     create_preview_aoi = PixxelCreateAOIOperator(
         task_id="create_preview_aoi",
-        name="{{ params.order_name }}-preview-{{ ts_nodash }}",
+        name="{{ params.order_name }}-preview-" + RUN_TS_NODASH,
         description="Index preview of the tasking order's area from archive imagery",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -225,6 +255,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [START howto_operator_create_visualization]
     create_visualization = PixxelCreateVisualizationOperator(
         task_id="create_visualization",
         aoi_id="{{ ti.xcom_pull(task_ids='create_preview_aoi')['aoi_id'] }}",
@@ -232,6 +263,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_create_visualization]
 
     @task
     def newest_image_date(aoi: dict[str, Any]) -> str:
@@ -265,6 +297,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -283,7 +316,9 @@ with DAG(
                 "statuses": [entry.get("status") for entry in delivered],
             },
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary

@@ -18,6 +18,7 @@ from pixxel_example_settings import (
     output_path,
     pick,
     poll_interval_seconds,
+    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -74,6 +75,7 @@ with DAG(
         with PixxelHook() as hook:
             return pick(hook.iter_workflows(), params["workflow"], "workflow")
 
+    # [START howto_operator_run_job]
     run_job = PixxelRunJobOperator(
         task_id="run_job",
         workflow_id=resolve_workflow(),
@@ -81,6 +83,8 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_run_job]
+    # [START howto_operator_download_job]
     download_job_package = PixxelDownloadJobOperator(
         task_id="download_job_package",
         workflow_id=WORKFLOW_ID,
@@ -89,7 +93,9 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     )
+    # [END howto_operator_download_job]
 
+    # [START howto_operator_download_task]
     @task
     def job_task_ids(job: dict[str, Any]) -> list[str]:
         if not job["task_ids"]:
@@ -104,6 +110,7 @@ with DAG(
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
     ).expand(job_task_id=job_task_ids(run_job.output))
+    # [END howto_operator_download_task]
 
     @task
     def summarize(
@@ -113,6 +120,7 @@ with DAG(
         params: dict[str, Any] | None = None,
         ds: str | None = None,
         dag: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
@@ -128,7 +136,9 @@ with DAG(
                 for entry in task_packages
             ],
         }
-        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{ds}", "summary.json")
+        target = resolve_destination(
+            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
+        )
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary

@@ -178,6 +178,10 @@ class PixxelConnectionSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     call_timeout: float = DEFAULT_CALL_TIMEOUT
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_MIB * 1024 * 1024
+    #: The shared spend budget of every DAG on this connection, as given (checked where it is used,
+    #: by ``hooks.spend.check_budget``, before any purchase request).
+    budget_tokens: Any = None
+    budget_period: Any = None
 
     @classmethod
     def from_connection(cls, conn: Any) -> PixxelConnectionSettings:
@@ -233,6 +237,8 @@ class PixxelConnectionSettings:
             max_retries=max_retries,
             call_timeout=call_timeout,
             max_response_bytes=int(max_response_mib * 1024 * 1024),
+            budget_tokens=_extra(extras, "budget_tokens"),
+            budget_period=_extra(extras, "budget_period"),
         )
 
     @staticmethod

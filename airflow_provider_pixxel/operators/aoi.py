@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_pixxel.exceptions import PixxelValidationError
+from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.links import PixxelAuroraAOILink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
+from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_adopt
 from airflow_provider_pixxel.utils.arguments import require_text, require_text_list
 from airflow_provider_pixxel.utils.lazy_import import LazyExports, lazy_import
 
@@ -26,6 +27,9 @@ else:
     geometry = lazy_import("airflow_provider_pixxel.utils.geometry")
 
 __all__ = ["PixxelCreateAOIOperator"]
+
+#: What ``reuse_existing`` does with a same-named AOI of another geometry: fail the task, or adopt it.
+GEOMETRY_MISMATCH_CHOICES = ("fail", "adopt")
 
 # DAGs written before the split import these from here; they load their new module on first use, so a
 # DAG that needs only the AOI operator does not pay for the others.
@@ -50,13 +54,21 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
     anything is sent. The AOI id is kept in ``task_state_store`` as soon as it exists, so a retried
     task reconnects to it instead of creating a second AOI. Returns ``{"aoi_id", "status"}``.
 
-    :param name: AOI name (unique in the workspace: the API answers 409 for a duplicate).
+    AOI names are unique in a project: the API answers a duplicate with 409. With
+    ``reuse_existing=True`` an AOI of this name in the project is adopted instead (returned and waited
+    on as if created; see :mod:`~airflow_provider_pixxel.operators.get_or_create`), provided it covers
+    the same area as ``geometry`` (compared as shapes). It keeps the images it was made from.
+
+    :param name: AOI name (unique in its project).
     :param description: what the AOI is for.
     :param satellite_id: the satellite's UUID (``PixxelHook().list_satellites()``).
     :param provider: ``pixxel`` (TD, Firefly) or ``planetary`` (open data).
     :param geometry: a GeoJSON Polygon (or a Feature / one-feature collection holding one).
     :param item_ids: STAC item ids to include, e.g. the XCom of :class:`PixxelSearchImagesOperator`.
     :param project_id: the project; defaults to the connection's ``project_id`` extra.
+    :param reuse_existing: adopt an AOI of this name in the project instead of failing.
+    :param on_geometry_mismatch: when the AOI to adopt covers another area: ``"fail"`` (the default)
+        fails the task naming both; ``"adopt"`` adopts it all the same, with a warning.
 
     Waiting (``wait_for_completion``, ``poll_interval``, ``timeout``, ``deferrable``,
     ``allow_partial`` for ``partial_success``) works as in every Pixxel waiting operator.
@@ -65,12 +77,13 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
 
         aoi = PixxelCreateAOIOperator(
             task_id="create_aoi",
-            name="field-42-{{ ds_nodash }}",
+            name="field-42",
             description="Field 42 monitoring",
             satellite_id=S2_SATELLITE_ID,
             provider="planetary",
             geometry=FIELD_POLYGON,
             item_ids=search.output,
+            reuse_existing=True,  # every run after the first adopts the same AOI
             deferrable=True,
         )
     """
@@ -100,9 +113,18 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
         geometry: Any,
         item_ids: Sequence[str],
         project_id: str | None = None,
+        reuse_existing: bool = False,
+        on_geometry_mismatch: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_geometry_mismatch not in GEOMETRY_MISMATCH_CHOICES:
+            raise PixxelConfigError(
+                f"on_geometry_mismatch must be one of {', '.join(map(repr, GEOMETRY_MISMATCH_CHOICES))}; "
+                f"got {on_geometry_mismatch!r}"
+            )
+        self.reuse_existing = reuse_existing
+        self.on_geometry_mismatch = on_geometry_mismatch
         self.name = name
         self.description = description
         self.satellite_id = satellite_id
@@ -132,24 +154,81 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
         from airflow_provider_pixxel.hooks.reconcile import aoi_lookup, create_exactly_once
 
         request = self.build_request()
-        try:
-            aoi = create_exactly_once(
+        aoi, adopted = create_or_adopt(
+            self.log,
+            self._existing(request),
+            lambda: create_exactly_once(
                 self.hook,
                 lambda: self.hook.create_aoi(**request),
                 aoi_lookup(self.hook, request["name"]),
                 journal=self.creation_journal(context),
-            )
-        except PixxelValidationError as error:
-            if error.status == 409:
-                raise AirflowFailException(
-                    f"An AOI named {request['name']!r} already exists (AOI names are unique): choose "
-                    f"another name, e.g. one that includes {{{{ ds_nodash }}}}. API said: {error.message}"
-                ) from error
-            raise
+            ),
+            reuse_existing=self.reuse_existing,
+        )
         aoi_id = (aoi or {}).get("aoi_id")
         if not aoi_id:
             raise AirflowFailException(
                 f"The API created AOI {request['name']!r} but returned no aoi_id: {aoi!r}"
             )
-        self.log.info("Created AOI %s (%s), status %s", aoi_id, request["name"], aoi.get("status"))
+        if not adopted:
+            self.log.info("Created AOI %s (%s), status %s", aoi_id, request["name"], aoi.get("status"))
         return {"aoi_id": str(aoi_id)}
+
+    def _existing(self, request: Mapping[str, Any]) -> Existing:
+        """The AOI of this name in this project, whose geometry must be the requested one."""
+        name, project_id = request["name"], request["project_id"]
+
+        def find(conflict: Any) -> list[Mapping[str, Any]]:
+            # The name filter of GET /v0/aois matches parts of names too: the exact name is picked here.
+            return [
+                aoi
+                for aoi in self.hook.iter_aois(aoi_name=name)
+                if aoi.get("name") == name and aoi.get("project_id") == project_id
+            ]
+
+        def differences(aoi: Mapping[str, Any]) -> list[str]:
+            if _same_area(aoi.get("geometry"), request["geometry"]):
+                return []
+            difference = (
+                f"its geometry (bbox {_bbox_text(aoi.get('geometry'))}) is not the requested one "
+                f"(bbox {_bbox_text(request['geometry'])})"
+            )
+            if self.on_geometry_mismatch == "adopt":
+                self.log.warning(
+                    "AOI %s (%s): %s; adopting it as on_geometry_mismatch='adopt' says",
+                    aoi.get("aoi_id"),
+                    name,
+                    difference,
+                )
+                return []
+            return [difference]
+
+        return Existing.named(
+            "AOI",
+            name,
+            where=f"in project {project_id}",
+            rule="AOI names are unique in a project",
+            find=find,
+            differences=differences,
+            mismatch_fix=(
+                f"give this area another name than {name!r}, or set on_geometry_mismatch='adopt' to use "
+                "the existing AOI as it is"
+            ),
+            id_field="aoi_id",
+        )
+
+
+def _same_area(existing: Any, requested: Mapping[str, Any]) -> bool:
+    """Whether an AOI as the API lists it covers ``requested``; an unreadable geometry does not."""
+    try:
+        return geometry.same_area(existing, requested, first_field="the existing AOI's geometry")
+    except PixxelConfigError:
+        return False
+
+
+def _bbox_text(value: Any) -> str:
+    """``west,south,east,north`` of a geometry, or what was there when it is not one."""
+    try:
+        return ",".join(f"{edge:.6f}" for edge in geometry.bbox(value))
+    except PixxelConfigError:
+        return f"unreadable: {value!r:.80}"

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelValidationError
+from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator
+from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_adopt
 from airflow_provider_pixxel.utils.arguments import decode_json_text, require_text
 
 if TYPE_CHECKING:
@@ -45,8 +46,9 @@ class PixxelCreateIndexOperator(PixxelBaseOperator):
     """Create a custom spectral index (a band expression) and return its id.
 
     Index names are unique: a second index with the same name is refused with HTTP 409. By default
-    that fails the task with a message saying so; with ``reuse_existing=True`` the task looks the
-    index up by name and returns its id instead, provided its expression and type match.
+    that fails the task with a message saying so; with ``reuse_existing=True`` the task adopts the
+    index of that name and returns its id instead, provided its expression and type match (see
+    :mod:`~airflow_provider_pixxel.operators.get_or_create`).
 
     :param name: index name, e.g. ``"NDVI-custom"``.
     :param description: what the index shows.
@@ -55,7 +57,7 @@ class PixxelCreateIndexOperator(PixxelBaseOperator):
     :param rescale: ``[min, max]`` whole numbers.
     :param colormap: colormap name, e.g. ``"rdylgn"``.
     :param satellite_id: the satellite whose band names the expression uses.
-    :param reuse_existing: return the id of an existing index of this name instead of failing.
+    :param reuse_existing: adopt an existing index of this name (same expression) instead of failing.
 
     Example::
 
@@ -126,46 +128,35 @@ class PixxelCreateIndexOperator(PixxelBaseOperator):
 
     def execute(self, context: Context) -> str:
         request = self.build_request()
-        try:
-            created = self.hook.create_index(**request)
-        except PixxelValidationError as error:
-            if error.status != 409:
-                raise
-            return self._existing_index(request, error)
+        created, adopted = create_or_adopt(
+            self.log,
+            self._existing(request),
+            lambda: self.hook.create_index(**request),
+            reuse_existing=self.reuse_existing,
+        )
         index_id = (created or {}).get("id")
         if not index_id:
             raise AirflowFailException(
                 f"The API created index {request['name']!r} but returned no id: {created!r}"
             )
-        self.log.info("Created index %s (%s)", index_id, request["name"])
+        if not adopted:
+            self.log.info("Created index %s (%s)", index_id, request["name"])
         return str(index_id)
 
-    def _existing_index(self, request: Mapping[str, Any], conflict: PixxelValidationError) -> str:
+    def _existing(self, request: Mapping[str, Any]) -> Existing:
         name = request["name"]
-        existing = next((index for index in self.hook.iter_indices() if index.get("name") == name), None)
-        found = f" (id {existing.get('id')})" if existing else ""
-        if not self.reuse_existing:
-            raise AirflowFailException(
-                f"An index named {name!r} already exists{found}: index names are unique. Choose another "
-                f"name, or set reuse_existing=True to use the existing index. API said: {conflict.message}"
-            ) from conflict
-        if existing is None or not existing.get("id"):
-            raise AirflowFailException(
-                f"Creating index {name!r} was refused as a conflict ({conflict.message}), but no index of "
-                "that name is visible to this service user, so there is nothing to reuse"
-            ) from conflict
-        mismatched = [
-            field
-            for field in ("expression", "expression_type")
-            if not _same_expression(existing.get(field), request[field])
-        ]
-        if mismatched:
-            details = ", ".join(
-                f"{f}: existing {existing.get(f)!r} vs requested {request[f]!r}" for f in mismatched
-            )
-            raise AirflowFailException(
-                f"An index named {name!r} already exists{found} but differs ({details}); reusing it would "
-                "compute something else. Choose another name"
-            ) from conflict
-        self.log.info("Index %r already exists; reusing it%s", name, found)
-        return str(existing["id"])
+
+        def differences(index: Mapping[str, Any]) -> list[str]:
+            return [
+                f"{field}: existing {index.get(field)!r} vs requested {request[field]!r}"
+                for field in ("expression", "expression_type")
+                if not _same_expression(index.get(field), request[field])
+            ]
+
+        return Existing.named(
+            "index",
+            name,
+            rule="index names are unique",
+            find=lambda conflict: [index for index in self.hook.iter_indices() if index.get("name") == name],
+            differences=differences,
+        )

@@ -20,6 +20,7 @@ from airflow_provider_pixxel.operators.base import (
     check_max_cost,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.operators.purchase import BUDGET_TEMPLATE_FIELDS, PixxelPurchaseMixin
 from airflow_provider_pixxel.utils.arguments import require_text
 from airflow_provider_pixxel.utils.dates import iso_date, rfc3339
 
@@ -150,16 +151,20 @@ def _check_input(input: Any) -> list[dict[str, Any]]:
     return [dict(item) for item in input]
 
 
-class PixxelCreateInsightsOperator(PixxelResumableOperator):
+class PixxelCreateInsightsOperator(PixxelResumableOperator, PixxelPurchaseMixin):
     """Run a processing block over an AOI as an insight, after checking its price, and wait for it.
 
     ``input`` is either given whole (the block's ``spec.inputs`` entries with values added)
     or built from ``input_values`` (``{input name: value}``) and the block's spec, which the
     operator reads with ``get_block_version``; unknown or missing input names fail before anything is
     sent to be run. The price is asked first (``estimate=true``), logged, and compared with
-    ``max_cost``. The insight's ids are stored in ``task_state_store`` as soon as it exists, so a retry
-    reconnects to it instead of paying again. Killing the task deletes the insight
-    (``stop_on_kill=True``, the default), in the worker or, when deferred, in the triggerer.
+    ``max_cost`` and, with a budget (``budget_tokens``), with what the project has left this period;
+    with ``pixxel_dry_run`` on, the estimate is pushed to XCom and the task skipped. The insight's
+    metadata records the task that ran it (``airflow_dag_id``, ``airflow_task_id``,
+    ``airflow_run_id``) for ``pixxel-spend``. The insight's ids are stored in ``task_state_store`` as
+    soon as it exists, so a retry reconnects to it instead of paying again.
+    Killing the task deletes the insight (``stop_on_kill=True``, the default), in the worker or, when
+    deferred, in the triggerer.
 
     Returns ``{"aoi_id", "insight_id", "status"}``.
 
@@ -192,6 +197,8 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
     :param project_id: the project; defaults to the connection's ``project_id`` (deleting needs one).
     :param metadata: string key/value pairs kept with the insight.
     :param max_cost: the most tokens the insight may cost; unset: no limit (the estimate is logged).
+    :param budget_tokens, budget_period: the project's spend budget across runs, see
+        :class:`~airflow_provider_pixxel.operators.purchase.PixxelPurchaseMixin`.
     :param stop_on_kill: delete the insight when the task is killed (default True).
     :param wait_for_completion, poll_interval, timeout, deferrable, allow_partial: see
         :class:`~airflow_provider_pixxel.operators.base.PixxelWaitingOperator`.
@@ -212,6 +219,7 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
         "project_id",
         "metadata",
         "max_cost",
+        *BUDGET_TEMPLATE_FIELDS,
     )
     template_fields_renderers = {"block": "json", "input": "json", "input_values": "json", "metadata": "json"}
 
@@ -229,9 +237,13 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
         metadata: Mapping[str, str] | None = None,
         max_cost: float | None = None,
         stop_on_kill: bool = True,
+        budget_tokens: int | str | None = None,
+        budget_period: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.budget_tokens = budget_tokens
+        self.budget_period = budget_period
         self.aoi_id = aoi_id
         self.block = block
         self.block_name = block_name
@@ -265,6 +277,7 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
     def execute(self, context: Context) -> Any:
         # Every argument is checked before the first request, reconnect reads included.
         self._checked_arguments()
+        self.budget()
         return super().execute(context)
 
     def lineage_inputs(self, ids: Mapping[str, str]) -> list[str]:
@@ -299,12 +312,14 @@ class PixxelCreateInsightsOperator(PixxelResumableOperator):
             price,
             max_cost,
         )
-        refuse_above_max_cost(
-            price,
-            max_cost,
-            subject=f"insight {block['name']} {block['version']} on AOI {aoi_id}",
-            consequence="it was not run",
-        )
+        subject = f"insight {block['name']} {block['version']} on AOI {aoi_id}"
+        amount = refuse_above_max_cost(price, max_cost, subject=subject, consequence="it was not run")
+        project_id = self.project_id or self.hook.settings.project_id
+        self.before_purchase(context, amount, subject=subject, project_ids=[project_id] if project_id else [])
+        attribution = self.attribution(context)
+        if attribution is not None:
+            # The caller's own metadata keys win: the mark is added, never put over what was set.
+            request["metadata"] = {**attribution.metadata(), **(metadata or {})}
         from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, insight_lookup
 
         created = create_exactly_once(

@@ -20,6 +20,7 @@ from airflow_provider_pixxel.operators.base import (
     check_max_cost,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.operators.purchase import BUDGET_TEMPLATE_FIELDS, PixxelPurchaseMixin
 from airflow_provider_pixxel.utils.arguments import require_text
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
@@ -40,10 +41,12 @@ def describe_job_failure(job: Mapping[str, Any]) -> str:
     return statuses.failure_reason(job, statuses.Resource.JOB)
 
 
-class PixxelRunJobOperator(PixxelResumableOperator):
+class PixxelRunJobOperator(PixxelResumableOperator, PixxelPurchaseMixin):
     """Run a saved Aurora workflow as a job, after checking its price, and wait until it ends.
 
-    The workflow's cost estimate is logged and compared with ``max_cost`` before anything is created.
+    The workflow's cost estimate is logged and compared with ``max_cost`` and, with a budget
+    (``budget_tokens``), with what the project has left this period, before anything is created;
+    with ``pixxel_dry_run`` on, the estimate is pushed to XCom and the task skipped.
     A job the API creates with validation errors fails the task at once, with those errors. The job's
     ids are stored in ``task_state_store`` as soon as it exists, so a retried task reconnects to the
     same job (or returns at once if it already completed) instead of paying for a new one; a job that
@@ -69,6 +72,8 @@ class PixxelRunJobOperator(PixxelResumableOperator):
     :param project_id: the project the workflow belongs to; defaults to the connection's ``project_id``.
     :param max_cost: the most tokens this run may cost; the task fails before creating the job when
         the estimate is higher. Unset: no limit (the estimate is still logged).
+    :param budget_tokens, budget_period: the project's spend budget across runs, see
+        :class:`~airflow_provider_pixxel.operators.purchase.PixxelPurchaseMixin`.
     :param wait_for_completion, poll_interval, timeout, deferrable, allow_partial: see
         :class:`~airflow_provider_pixxel.operators.base.PixxelWaitingOperator`.
     """
@@ -81,6 +86,7 @@ class PixxelRunJobOperator(PixxelResumableOperator):
         "workflow_id",
         "project_id",
         "max_cost",
+        *BUDGET_TEMPLATE_FIELDS,
     )
 
     def __init__(
@@ -89,12 +95,16 @@ class PixxelRunJobOperator(PixxelResumableOperator):
         workflow_id: str,
         project_id: str | None = None,
         max_cost: float | None = None,
+        budget_tokens: int | str | None = None,
+        budget_period: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.workflow_id = workflow_id
         self.project_id = project_id
         self.max_cost = max_cost
+        self.budget_tokens = budget_tokens
+        self.budget_period = budget_period
 
     def execute(self, context: Context) -> Any:
         # Every argument is checked before the first request, reconnect reads included.
@@ -108,6 +118,7 @@ class PixxelRunJobOperator(PixxelResumableOperator):
                 hint="or leave it unset to use the connection's project_id extra",
             )
         check_max_cost(self.max_cost)
+        self.budget()
         return super().execute(context)
 
     def lineage_outputs(self, ids: Mapping[str, str]) -> list[str]:
@@ -125,11 +136,14 @@ class PixxelRunJobOperator(PixxelResumableOperator):
             estimated_cost,
             max_cost,
         )
-        refuse_above_max_cost(
+        price = refuse_above_max_cost(
             estimated_cost,
             max_cost,
             subject=f"a run of workflow {self.workflow_id}",
             consequence="no job was created",
+        )
+        self.before_purchase(
+            context, price, subject=f"a run of workflow {self.workflow_id}", project_ids=[project_id]
         )
         from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, job_lookup
 

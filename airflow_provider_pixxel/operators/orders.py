@@ -25,6 +25,7 @@ from airflow_provider_pixxel.operators.base import (
     check_max_cost,
     refuse_above_max_cost,
 )
+from airflow_provider_pixxel.operators.purchase import BUDGET_TEMPLATE_FIELDS, PixxelPurchaseMixin
 from airflow_provider_pixxel.spec import component, enum_values, field_names
 from airflow_provider_pixxel.utils.arguments import require_text, whole_number
 from airflow_provider_pixxel.utils.dates import check_tasking_window, order_item_date
@@ -266,7 +267,7 @@ def _validation_messages(errors: Any) -> list[str]:
     return messages
 
 
-class PixxelCreateOrderOperator(PixxelResumableOperator):
+class PixxelCreateOrderOperator(PixxelResumableOperator, PixxelPurchaseMixin):
     """Price, check and place an order for tasking and/or archive imagery, then wait until it is done.
 
     Before anything is sent, each order item is checked: its geometry (a FeatureCollection of Polygons /
@@ -277,7 +278,11 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
 
     Then the order is priced with a dry run, which charges nothing: each item's price, uplifts and
     feasibility are logged with the total. The task fails, having bought nothing, if the dry run reports
-    validation errors or the total is above ``max_cost``. Only then is the order placed. Its id and its
+    validation errors, the total is above ``max_cost``, or the total plus what the project spent this
+    period is above the budget (``budget_tokens``). With ``pixxel_dry_run`` on in the run's conf or
+    params, the price is pushed to XCom (``pixxel_price``) and the task is skipped, having bought
+    nothing. Only then is the order placed, each item named with the task that bought it
+    (``@airflow:<dag_id>/<task_id>/<run_id>`` appended to its name) for ``pixxel-spend``. Its id and its
     order item ids are kept in ``task_state_store`` at once: a retried task waits on this order and
     never places another. If the API does not answer the order request (so it may or may not have been
     placed), the task fails without Airflow retries and says where to look.
@@ -292,6 +297,8 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
         Dates may be dates, datetimes, ``{{ ds }}``-style strings or RFC 3339 texts.
     :param max_cost: the most the order may cost, in wallet tokens. ``None`` (the default) means no cap:
         the price is still logged before buying. Zero or negative is a configuration error.
+    :param budget_tokens, budget_period: the project's spend budget across runs, see
+        :class:`~airflow_provider_pixxel.operators.purchase.PixxelPurchaseMixin`.
     :param wait_for_completion: wait until every order item is fulfilled, failed or cancelled (tasking
         can take days: use ``deferrable=True`` and a long ``timeout``).
 
@@ -318,7 +325,7 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
     operator_extra_links = (PixxelAuroraOrderLink(),)
     watch_kind = "order"
     external_id_key = "pixxel_order_ids"
-    template_fields: Sequence[str] = ("pixxel_conn_id", "order_items", "max_cost")
+    template_fields: Sequence[str] = ("pixxel_conn_id", "order_items", "max_cost", *BUDGET_TEMPLATE_FIELDS)
     template_fields_renderers = {"order_items": "json"}
     ui_color = "#fdf1e0"
 
@@ -327,11 +334,15 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
         *,
         order_items: Sequence[Mapping[str, Any]],
         max_cost: float | str | None = None,
+        budget_tokens: int | str | None = None,
+        budget_period: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.order_items = order_items
         self.max_cost = max_cost
+        self.budget_tokens = budget_tokens
+        self.budget_period = budget_period
 
     # -- checks before any call -------------------------------------------------------------------
 
@@ -360,6 +371,7 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
             # Checked up front, so a bad argument never reaches the API. A retry that holds an order
             # skips this: its tasking window may have started since, and it must still reconnect.
             self.cost_cap()
+            self.budget()
             self.checked_items()
         return super().execute(context)
 
@@ -429,10 +441,38 @@ class PixxelCreateOrderOperator(PixxelResumableOperator):
     def lineage_outputs(self, ids: Mapping[str, str]) -> list[str]:
         return [f"order/{ids['order_id']}"]
 
+    def attributed(self, items: list[dict[str, Any]], context: Context) -> list[dict[str, Any]]:
+        """The items with this task instance appended to their names, where it fits (100 characters)."""
+        attribution = self.attribution(context)
+        if attribution is None:
+            return items
+        from airflow_provider_pixxel.hooks.spend import name_with_attribution
+
+        named = []
+        for index, item in enumerate(items):
+            name = name_with_attribution(item.get("name"), attribution)
+            if name is None:
+                self.log.warning(
+                    "order_items[%d]: its name leaves no room for the @airflow:<dag>/<task>/<run> mark, "
+                    "so pixxel-spend cannot tell which task bought it; shorten the name to fix that",
+                    index,
+                )
+                named.append(item)
+            else:
+                named.append({**item, "name": name})
+        return named
+
     def start(self, context: Context) -> dict[str, str]:
         cap = self.cost_cap()
         items = self.checked_items()
         quoted_total = self.price(items, cap)
+        self.before_purchase(
+            context,
+            quoted_total,
+            subject="the order",
+            project_ids=sorted({str(item["project_id"]) for item in items}),
+        )
+        items = self.attributed(items, context)
         from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, order_lookup
 
         # A lost answer is followed by a look for the order (adopted if it was placed, re-sent if not);

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, mask_secret
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError, PixxelValidationError
+from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator
+from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_adopt
 from airflow_provider_pixxel.utils.arguments import require_text
 
 if TYPE_CHECKING:
@@ -93,8 +94,10 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
       the password).
 
     Store names are unique in a workspace. With ``reuse_existing=True`` (the default) a store of the
-    same name is returned instead of failing, provided its type, bucket and region match; this also
-    makes the task safe to retry.
+    same name is adopted instead of failing, provided its type, bucket and region match (see
+    :mod:`~airflow_provider_pixxel.operators.get_or_create`); this also makes the task safe to retry
+    and lets racing runs end with one store. Adopting sends no secrets and reads none back: the
+    existing store keeps the credentials it was registered with.
 
     Returns ``{"store_id", "name", "type", "created"}``; no secret is ever returned.
 
@@ -104,7 +107,7 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
         for Azure the bucket is the container).
     :param secrets_conn_id: the Airflow connection holding the bucket credentials.
     :param labels: string labels, e.g. ``{"team": "agri"}``.
-    :param reuse_existing: return an existing store of the same name instead of failing.
+    :param reuse_existing: adopt an existing store of the same name instead of failing.
 
     Example::
 
@@ -180,73 +183,64 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
             )
         return name, store_type, configs, labels
 
-    def _existing(self, name: str) -> Mapping[str, Any] | None:
-        for store in (self.hook.list_stores() or {}).get("stores") or []:
-            if isinstance(store, Mapping) and store.get("name") == name:
-                return store
-        return None
+    def _existing(self, name: str, store_type: str, configs: Mapping[str, Any]) -> Existing:
+        """The store of this name, which must point at the same bucket. Its secrets are never read."""
 
-    def _reuse(self, store: Mapping[str, Any], store_type: str, configs: Mapping[str, Any]) -> dict[str, Any]:
-        existing_configs = store.get("configs") or {}
-        differences = [
-            f"{key} is {existing!r}, not {wanted!r}"
-            for key, existing, wanted in (
-                ("type", str(store.get("type") or "").upper(), store_type),
-                ("bucket", existing_configs.get("bucket"), configs.get("bucket")),
-                ("region", existing_configs.get("region"), configs.get("region")),
-            )
-            if existing != wanted
-        ]
-        if differences:
-            raise PixxelConfigError(
-                f"a store named {store.get('name')!r} (id {store.get('id')}) already exists but its "
-                f"{'; '.join(differences)}. Choose another name, or delete it with PixxelDeleteStoreOperator"
-            )
-        self.log.info("Reusing store %r (id %s)", store.get("name"), store.get("id"))
-        return {
-            "store_id": str(store.get("id")),
-            "name": store.get("name"),
-            "type": store_type,
-            "created": False,
-        }
+        def find(conflict: Any) -> list[Mapping[str, Any]]:
+            return [
+                store
+                for store in (self.hook.list_stores() or {}).get("stores") or []
+                if isinstance(store, Mapping) and store.get("name") == name
+            ]
+
+        def differences(store: Mapping[str, Any]) -> list[str]:
+            existing_configs = store.get("configs") or {}
+            return [
+                f"{key} is {existing!r}, not {wanted!r}"
+                for key, existing, wanted in (
+                    ("type", str(store.get("type") or "").upper(), store_type),
+                    ("bucket", existing_configs.get("bucket"), configs.get("bucket")),
+                    ("region", existing_configs.get("region"), configs.get("region")),
+                )
+                if existing != wanted
+            ]
+
+        return Existing.named(
+            "store",
+            name,
+            rule="store names are unique in the workspace",
+            find=find,
+            differences=differences,
+            mismatch_fix="choose another name, or delete it with PixxelDeleteStoreOperator",
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.reconcile import create_exactly_once, store_lookup
 
         name, store_type, configs, labels = self.checked_request()
         secrets = store_secrets(self.secrets_conn_id, store_type)
-        if self.reuse_existing:
-            existing = self._existing(name)
-            if existing is not None:
-                return self._reuse(existing, store_type, configs)
-        try:
-            store = create_exactly_once(
+        store, adopted = create_or_adopt(
+            self.log,
+            self._existing(name, store_type, configs),
+            lambda: create_exactly_once(
                 self.hook,
                 lambda: self.hook.create_store(
                     name=name, type=store_type, configs=configs, secrets=secrets, labels=labels
                 ),
                 store_lookup(self.hook, name),
-            )
-        except PixxelValidationError as error:
-            if error.status != 409:
-                raise
-            existing = self._existing(name)
-            if self.reuse_existing and existing is not None:
-                return self._reuse(existing, store_type, configs)
-            raise AirflowFailException(
-                f"a store named {name!r} already exists"
-                + (f" (id {existing.get('id')})" if existing is not None else "")
-                + "; set reuse_existing=True to use it, or choose another name"
-            ) from error
+            ),
+            reuse_existing=self.reuse_existing,
+        )
         store_id = str((store or {}).get("id") or "")
         if not store_id:
             raise AirflowFailException(
                 f"Pixxel created store {name!r} but returned no id; find it with list_stores()"
             )
-        self.log.info(
-            "Created %s store %r (id %s) for bucket %s", store_type, name, store_id, configs["bucket"]
-        )
-        return {"store_id": store_id, "name": name, "type": store_type, "created": True}
+        if not adopted:
+            self.log.info(
+                "Created %s store %r (id %s) for bucket %s", store_type, name, store_id, configs["bucket"]
+            )
+        return {"store_id": store_id, "name": name, "type": store_type, "created": not adopted}
 
 
 class PixxelDeleteStoreOperator(PixxelBaseOperator):

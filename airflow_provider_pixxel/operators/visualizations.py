@@ -21,11 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelValidationError
 from airflow_provider_pixxel.links import PixxelAuroraVisualizationLink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
+from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_adopt
 from airflow_provider_pixxel.spec import enum_values
 from airflow_provider_pixxel.utils.arguments import (
     decode_json_text,
@@ -91,10 +90,15 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
     The visualization id is kept in ``task_state_store`` as soon as it exists, so a retried task
     reconnects instead of computing it again. Returns ``{"aoi_id", "visualization_id", "status"}``.
 
+    An AOI has one visualization of an index per set of source assets and resolution: the API answers
+    another with 409. With ``reuse_existing=True`` that visualization is adopted instead (returned and
+    waited on as if created; see :mod:`~airflow_provider_pixxel.operators.get_or_create`).
+
     :param aoi_id: the AOI, once processed (see ``PixxelCreateAOIOperator``).
     :param index_id: a preset or custom index id.
     :param src_asset_ids: only these assets of the AOI (default: all).
     :param resolution: output resolution in metres (default: the satellite's).
+    :param reuse_existing: adopt the AOI's visualization of the index for these assets instead of failing.
 
     Waiting (``wait_for_completion``, ``poll_interval``, ``timeout``, ``deferrable``,
     ``allow_partial`` for ``partial_success``) works as in every Pixxel waiting operator.
@@ -106,6 +110,7 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
             aoi_id="{{ ti.xcom_pull('create_aoi')['aoi_id'] }}",
             index_id=NDVI_INDEX_ID,
             resolution=10,
+            reuse_existing=True,
             deferrable=True,
         )
     """
@@ -129,6 +134,7 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
         index_id: str,
         src_asset_ids: Sequence[str] | None = None,
         resolution: float | None = None,
+        reuse_existing: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,6 +142,7 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
         self.index_id = index_id
         self.src_asset_ids = src_asset_ids
         self.resolution = resolution
+        self.reuse_existing = reuse_existing
 
     def _resolution(self) -> float | None:
         if self.resolution in (None, ""):
@@ -172,34 +179,62 @@ class PixxelCreateVisualizationOperator(PixxelResumableOperator):
 
         request = self.build_request()
         aoi_id = request.pop("aoi_id")
-        try:
-            created = create_exactly_once(
+        created, adopted = create_or_adopt(
+            self.log,
+            self._existing(aoi_id, request["index_id"]),
+            lambda: create_exactly_once(
                 self.hook,
                 lambda: self.hook.create_visualization(aoi_id, **request),
                 visualization_lookup(self.hook, aoi_id, request["index_id"]),
                 journal=self.creation_journal(context),
-            )
-        except PixxelValidationError as error:
-            if error.status != 409:
-                raise
-            raise AirflowFailException(
-                f"AOI {aoi_id} already has a visualization of index {request['index_id']} for these assets; "
-                "wait on that one (PixxelVisualizationSensor) or change src_asset_ids/resolution. API "
-                f"said: {error.message} (details: {error.details})"
-            ) from error
+            ),
+            reuse_existing=self.reuse_existing,
+        )
         visualization_id = (created or {}).get("id")
         if not visualization_id:
             raise PixxelError(
                 f"The API created a visualization on AOI {aoi_id} but returned no id: {created!r}"
             )
-        self.log.info(
-            "Created visualization %s of index %s on AOI %s, status %s",
-            visualization_id,
-            request["index_id"],
-            aoi_id,
-            created.get("status"),
-        )
+        if not adopted:
+            self.log.info(
+                "Created visualization %s of index %s on AOI %s, status %s",
+                visualization_id,
+                request["index_id"],
+                aoi_id,
+                created.get("status"),
+            )
         return {"aoi_id": aoi_id, "visualization_id": str(visualization_id)}
+
+    def _existing(self, aoi_id: str, index_id: str) -> Existing:
+        """The visualization the API says clashes: of this index on this AOI, for the same assets.
+
+        A listed visualization does not show its source assets or resolution, so it is found only once
+        the API has answered 409 (no look before creating): as the id the answer names, when it names
+        one, else as the AOI's only visualization of the index.
+        """
+
+        def find(conflict: PixxelValidationError | None) -> list[Mapping[str, Any]]:
+            candidates = [
+                visualization
+                for visualization in self.hook.iter_visualizations(aoi_id, index_id=index_id)
+                if str(visualization.get("index_id")) == index_id
+            ]
+            details = conflict.details if conflict is not None else None
+            named = details.get("visualization_id") if isinstance(details, Mapping) else None
+            chosen = [v for v in candidates if named is not None and str(v.get("id")) == str(named)]
+            return chosen or candidates
+
+        return Existing(
+            description=f"the visualization of index {index_id} on AOI {aoi_id} for these assets",
+            conflict=f"AOI {aoi_id} already has a visualization of index {index_id} for these assets",
+            rule="an AOI has one visualization of an index per set of source assets and resolution",
+            fix=(
+                "wait on that one (PixxelVisualizationSensor), or change src_asset_ids/resolution "
+                "to compute another"
+            ),
+            find=find,
+            look_first=False,
+        )
 
 
 # -- legend metadata -----------------------------------------------------------------------------------

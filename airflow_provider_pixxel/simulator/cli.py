@@ -53,12 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--package-size", type=int, default=DEFAULT_PACKAGE_SIZE_BYTES, help="bytes per download package"
     )
     parser.add_argument(
-        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default=None,
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default warning, or info with --access-log)",
     )
     parser.add_argument(
-        "--access-log", action="store_true", help="log every request (signed URL queries included)"
+        "--access-log",
+        action="store_true",
+        help="log every request (signed URL queries included); implies --log-level info unless a level "
+        "is given",
     )
     return parser
+
+
+def log_level_from_args(args: argparse.Namespace) -> str:
+    """The server's log level: the one given, else ``info`` with ``--access-log``, else ``warning``.
+
+    uvicorn writes its access lines at INFO, so ``--access-log`` under the quiet default level would
+    log nothing at all.
+    """
+    if args.log_level is not None:
+        return str(args.log_level)
+    return "info" if args.access_log else "warning"
 
 
 def state_from_args(args: argparse.Namespace) -> SimulatorState:
@@ -84,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"PIXXEL_SIMULATOR_URL={base_url}")
     print(f"PIXXEL_SIMULATOR_API_KEY={args.api_key}")
     print(f"AIRFLOW_CONN_PIXXEL_DEFAULT={connection_json(base_url, args.api_key)}", flush=True)
-    serve_forever(state, sock, log_level=args.log_level, access_log=args.access_log)
+    serve_forever(state, sock, log_level=log_level_from_args(args), access_log=args.access_log)
     return 0
 
 

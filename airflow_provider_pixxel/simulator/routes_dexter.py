@@ -256,6 +256,8 @@ def register(router: APIRouter, state: SimulatorState) -> None:
             raise bad_request(f"project_id: project {project_id!r} does not exist or is not shared with you")
         if workflow["project_id"] != project_id:
             raise bad_request(f"workflow {workflow['id']} does not belong to project {project_id}")
+        # Runs are paid when they start, like orders: the wallet pays or the request is refused.
+        state.charge(workflow["estimated_cost"], kind="job")
         job_id = state.new_id()
         task_ids: dict[str, str] = {}
         tasks = []
@@ -301,6 +303,7 @@ def register(router: APIRouter, state: SimulatorState) -> None:
             job["val_errors"] = list(lifecycle.rule.val_errors or [])
         state.jobs[job_id] = job
         state.record_created("job", job_id, job)
+        state.record_spend("job", job_id, project_id, job["cost"])
         return progress.job_view(state, job)
 
     @operation(router, state, "GET", "/v0/workflows/{workflow_id}/jobs/{job_id}")
@@ -357,6 +360,7 @@ def register(router: APIRouter, state: SimulatorState) -> None:
         cost = max(10, round(area_km2 * 2))
         if body.get("estimate"):
             return 200, {"estimate": cost}
+        state.charge(cost, kind="insight")
         insight_id = state.new_id()
         name = body.get("name") or f"{block['spec']['name']}-{insight_id[:8]}"
         insight = {
@@ -385,6 +389,7 @@ def register(router: APIRouter, state: SimulatorState) -> None:
             resource=insight,
         )
         state.record_created("insight", insight_id, insight)
+        state.record_spend("insight", insight_id, insight["project_id"], cost)
         return {"id": insight_id, "message": "insight created"}
 
     @operation(router, state, "GET", "/v0/aoi/{aoiId}/insights")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -416,9 +417,26 @@ def _order_item_matches(view: dict[str, Any], query: dict[str, str]) -> bool:
         "order_ids": lambda v: view["order_id"] in comma_list(v),
         "project_ids": lambda v: view["project_id"] in comma_list(v),
         "ids": lambda v: view["id"] in comma_list(v),
-        "created_at": lambda v: view["created_at"].startswith(v),
     }
+    if query.get("created_at"):
+        low, high = _created_at_range(query["created_at"])
+        if not low <= parse_instant(view["created_at"], "created_at") < high:
+            return False
     return all(check(query[name]) for name, check in checks.items() if query.get(name))
+
+
+def _created_at_range(value: str) -> tuple[float, float]:
+    """``created_at`` of ``GET /v0/order-items`` ("Created At Range"): ``start,end`` RFC 3339 instants.
+
+    Like ``area`` ("Area Range", ``min,max``) it is a comma-separated pair: start inclusive, end
+    exclusive, either side empty for an open end. One instant alone means from that instant on.
+    """
+    start, _, end = value.partition(",")
+    low = parse_instant(start.strip(), "created_at") if start.strip() else -math.inf
+    high = parse_instant(end.strip(), "created_at") if end.strip() else math.inf
+    if low >= high:
+        raise bad_request(f"created_at: the range {value!r} ends before it starts")
+    return low, high
 
 
 def get_order_item(state: SimulatorState, item_id: str) -> dict[str, Any]:
@@ -488,6 +506,7 @@ def register(router: APIRouter, state: SimulatorState) -> None:
         state.record_created("order", order_id, order)
         for item in items:
             state.record_created("order_item", item["id"], item)
+            state.record_spend("order_item", item["id"], item["project_id"], item["tokens_used"])
         return order_view(state, order, items)
 
     @operation(router, state, "GET", "/v0/orders")

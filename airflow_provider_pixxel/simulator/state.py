@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_pixxel.utils.dates import parse_datetime
+
 if TYPE_CHECKING:
     from airflow_provider_pixxel.simulator.faults import FaultInjector
     from airflow_provider_pixxel.simulator.signed_urls import FileStore, UrlSigner
@@ -252,6 +254,17 @@ class CreatedResource:
     resource: Mapping[str, Any] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One purchase the wallet paid for: the simulator's own record of spend, to check reports against."""
+
+    kind: str  # "order", "job" or "insight"
+    resource_id: str
+    project_id: str
+    amount: float
+    at: str  # RFC 3339, as the resource's created_at
+
+
 class SimulatorError(Exception):
     """An API error answer: the app turns it into ``{"error": {"code", "message", "details"}}``."""
 
@@ -338,6 +351,7 @@ class SimulatorState:
         self._request_seq = 0
         self._requests: list[RecordedRequest] = []
         self._created: list[CreatedResource] = []
+        self.ledger: list[LedgerEntry] = []
         self.lifecycles: dict[str, Lifecycle] = {}
 
         # Seeded catalogue and created resources, keyed by id.
@@ -490,17 +504,41 @@ class SimulatorState:
             self._created.clear()
 
     # ----------------------------------------------------------------- wallet
-    def charge(self, amount: float) -> None:
+    def charge(self, amount: float, *, kind: str = "order") -> None:
+        """Take ``amount`` tokens from the wallet, or refuse the purchase (400) when it holds too few."""
         with self.lock:
             if amount > self.wallet_balance + 1e-9:
                 raise SimulatorError(
                     400,
-                    f"insufficient tokens: the order costs {amount:g} tokens but the wallet holds "
+                    f"insufficient tokens: the {kind} costs {amount:g} tokens but the wallet holds "
                     f"{self.wallet_balance:g}",
                     details={"required": amount, "available": self.wallet_balance},
                     code="insufficient_tokens",
                 )
             self.wallet_balance -= amount
+
+    def record_spend(self, kind: str, resource_id: str, project_id: str, amount: float) -> None:
+        """Write one paid purchase (an order item, a job, an insight) in :attr:`ledger`."""
+        with self.lock:
+            self.ledger.append(
+                LedgerEntry(kind, resource_id, project_id, float(amount), format_t(self.now()))
+            )
+
+    def spent(self, project_id: str | None = None, *, since: str = "", until: str = "") -> float:
+        """Tokens the ledger holds for ``project_id`` (all projects: None), created in ``[since, until)``.
+
+        ``since``/``until`` are RFC 3339 texts compared as instants; empty means unbounded.
+        """
+        low = parse_datetime(since).timestamp() if since else -float("inf")
+        high = parse_datetime(until).timestamp() if until else float("inf")
+        with self.lock:
+            entries = list(self.ledger)
+        return sum(
+            entry.amount
+            for entry in entries
+            if (project_id is None or entry.project_id == project_id)
+            and low <= parse_datetime(entry.at).timestamp() < high
+        )
 
     # ----------------------------------------------------------------- signed files
     def base_url_for(self, request_base_url: str) -> str:

@@ -52,6 +52,7 @@ __all__ = [
     "check_multipolygon_spacing",
     "geometry_area_km2",
     "normalize_aoi_geometry",
+    "same_area",
 ]
 
 EARTH_MEAN_RADIUS_KM = 6371.0088
@@ -62,6 +63,9 @@ MIN_BILLED_AREA_KM2 = 100.0
 
 MAX_MULTIPOLYGON_GAP_KM = 200.0
 """Largest allowed distance between the closest boundaries of the polygons in one order geometry."""
+
+SAME_AREA_TOLERANCE_DEG = 1e-7
+"""How far (in degrees, about 1 cm) corners may be apart for :func:`same_area` to call two areas one."""
 
 GeometryForm = Literal["polygon", "feature_collection", "any"]
 
@@ -935,6 +939,30 @@ def geometry_area_km2(geometry: Any, *, field: str = "geometry") -> float:
 def billed_area_km2(geometry: Any, *, field: str = "geometry") -> float:
     """The area Pixxel bills for an order geometry: its area, but at least 100 km²."""
     return max(geometry_area_km2(geometry, field=field), MIN_BILLED_AREA_KM2)
+
+
+def same_area(
+    first: Any,
+    second: Any,
+    *,
+    first_field: str = "geometry",
+    second_field: str = "geometry",
+    tolerance_deg: float = SAME_AREA_TOLERANCE_DEG,
+) -> bool:
+    """Whether two GeoJSON areas cover the same ground, however each is written.
+
+    Compared as shapes, not as JSON: the winding, the corner a ring starts at, the order of the parts
+    and extra corners along a straight edge do not matter, and corners may be up to ``tolerance_deg``
+    apart (the rounding of a round trip through a service). Both must be areas this module reads.
+    """
+    shapes = [
+        shapely.union_all([polygon.shape for polygon in _parse(value, field).polygons])
+        for value, field in ((first, first_field), (second, second_field))
+    ]
+    if shapely.equals(*shapes):
+        return True
+    normalized = [shapely.normalize(shape) for shape in shapes]
+    return bool(shapely.equals_exact(*normalized, tolerance=tolerance_deg))
 
 
 def bbox(geometry: Any, *, field: str = "geometry") -> tuple[float, float, float, float]:

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 
+from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+from airflow_provider_pixxel.spend import main, priced_tasks
 from tests.example_dags.dag_runner import run_dag, task_states
 from tests.example_dags.outputs import (
     assert_every_task_succeeded,
@@ -81,6 +84,65 @@ def test_an_order_above_max_cost_fails_before_anything_is_bought(
     assert [bool((r.body or {}).get("dry_run")) for r in orders] == [True]
     assert sim.state.orders == {}
     assert not list(tmp_path.rglob("*.zip"))
+
+
+# [START howto_backfill_pricing]
+def test_a_five_day_dry_run_backfill_buys_nothing_and_reports_the_sum_of_five_prices(
+    sim: Any, airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Step one of the backfill recipe: five runs with ``pixxel_dry_run`` on, then their total."""
+    set_example_connections(sim, monkeypatch)
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
+    dag = load_example_dag("pixxel_archive_purchase.py")
+    days = [pendulum.datetime(2026, 11, day, tz="UTC") for day in range(1, 6)]
+
+    for day in days:
+        dag_run = run_dag(
+            dag,
+            logical_date=day,
+            run_conf={"output_dir": str(tmp_path), "max_items": 2, "pixxel_dry_run": True},
+        )
+        states = task_states(dag_run)
+        assert states["place_order"] == "skipped", states
+        assert states["download_imagery"] == "skipped", states
+        assert str(dag_run.state) == "success"
+
+    # Nothing bought: five dry runs, no order, nothing in the wallet's ledger.
+    posts = sim.state.requests("POST", "/v0/orders")
+    assert [bool(r.body.get("dry_run")) for r in posts] == [True] * 5
+    assert sim.state.orders == {}
+    assert sim.state.ledger == []
+    # What the API quotes for each run's order, asked again now, is what the runs pushed.
+    prices = [
+        PixxelHook().create_order(order_items=post.body["order_items"], dry_run=True)["total_amount"]
+        for post in posts
+    ]
+    priced = priced_tasks("pixxel_archive_purchase", since=days[0], until=days[-1].add(days=1))
+    assert sorted(task.price for task in priced) == sorted(prices)
+    assert {task.task_id for task in priced} == {"place_order"}
+    assert len({task.run_id for task in priced}) == 5
+    capsys.readouterr()  # the runs' own output
+    assert (
+        main(
+            [
+                "--priced",
+                "pixxel_archive_purchase",
+                "--since",
+                "2026-11-01",
+                "--until",
+                "2026-11-06",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["runs"] == 5
+    assert report["total"] == pytest.approx(sum(prices))
+    assert report["unpriced"] == 0
+
+
+# [END howto_backfill_pricing]
 
 
 def covers_field(item_bbox: list[float], dag: Any) -> bool:

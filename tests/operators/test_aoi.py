@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import logging
 from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelWaitTimeoutError
+from airflow_provider_pixxel.exceptions import (
+    PixxelConfigError,
+    PixxelExistingResourceError,
+    PixxelWaitTimeoutError,
+)
 from airflow_provider_pixxel.operators.aoi import (
     PixxelArchiveSearchOperator,
     PixxelCreateAOIOperator,
@@ -18,6 +24,7 @@ from airflow_provider_pixxel.operators.aoi import (
 from airflow_provider_pixxel.simulator.seed import TD2_ID, square
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
 from tests.operators import imagery
+from tests.operators.adoption import logged, race
 from tests.operators.imagery import (
     FAST,
     FIELD,
@@ -198,3 +205,121 @@ def test_operators_moved_out_of_the_aoi_module_are_still_importable_from_it() ->
     assert PixxelSearchImagesOperator is images.PixxelSearchImagesOperator
     assert PixxelArchiveSearchOperator is images.PixxelArchiveSearchOperator
     assert PixxelCreateIndexOperator is indices.PixxelCreateIndexOperator
+
+
+# -- get-or-create (reuse_existing) ----------------------------------------------------------------------
+
+
+def same_field_written_otherwise() -> dict[str, Any]:
+    """FIELD wound clockwise, starting at another corner, with a corner added along one edge."""
+    ring = FIELD["coordinates"][0][:-1]
+    (west, south), (east, _) = ring[0], ring[1]
+    rewritten = [ring[2], ring[1], [(west + east) / 2, south], ring[0], ring[3]]
+    return {"type": "Polygon", "coordinates": [[*rewritten, rewritten[0]]]}
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_reuse_existing_adopts_the_aoi_of_that_name_and_waits_until_it_is_processed(
+    sim: SimulatorHandle,
+    deferrable: bool,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    sim.state.steps_per_poll = 1
+    first = run_task(create_aoi_operator(sim, wait_for_completion=False), context())
+    # Four reads to process instead of two: still running when the second run adopts and first checks it.
+    sim.state.lifecycles[first.result["aoi_id"]].last_step = 4
+    caplog.set_level(logging.INFO)
+
+    second = run_task(
+        create_aoi_operator(
+            sim, reuse_existing=True, geometry=same_field_written_otherwise(), deferrable=deferrable
+        ),
+        context(),
+    )
+
+    assert second.result == {"aoi_id": first.result["aoi_id"], "status": "success"}
+    assert len(sim.state.created("aoi")) == 1
+    assert len(api_requests(sim, "POST", "/v0/aois")) == 1  # found by name: no create sent
+    assert len(second.deferrals) == (1 if deferrable else 0)
+    assert len(api_requests(sim, "GET", "/v0/aoi/*")) >= 2  # waited: the first check found it running
+    log = logged(caplog, capfd)
+    assert "instead of creating it (reuse_existing=True; status running)" in log
+    assert (
+        f"Adopted the AOI named 'field-42' in project {project_id(sim)}, id {first.result['aoi_id']}" in log
+    )
+
+
+def test_reuse_existing_refuses_a_same_named_aoi_over_another_area_unless_told_to_adopt(
+    sim: SimulatorHandle, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    first = run_task(create_aoi_operator(sim), context())
+    elsewhere = {"type": "Polygon", "coordinates": square(LON + 0.01, LAT, 0.05)}
+
+    with pytest.raises(PixxelExistingResourceError) as raised:
+        run_task(create_aoi_operator(sim, reuse_existing=True, geometry=elsewhere), context())
+    message = str(raised.value)
+    assert f"An AOI named 'field-42' already exists in project {project_id(sim)}" in message
+    assert f"(id {first.result['aoi_id']})" in message
+    assert f"bbox {LON - 0.05 + 0.01:.6f}" in message  # the requested area ...
+    assert f"bbox {LON - 0.05:.6f}" in message  # ... and the existing one
+    assert "on_geometry_mismatch='adopt'" in message
+    assert isinstance(raised.value, AirflowFailException)  # renaming fixes it, retrying does not
+
+    caplog.set_level(logging.WARNING)
+    adopted = run_task(
+        create_aoi_operator(sim, reuse_existing=True, geometry=elsewhere, on_geometry_mismatch="adopt"),
+        context(),
+    )
+    assert adopted.result["aoi_id"] == first.result["aoi_id"]
+    assert "adopting it as on_geometry_mismatch='adopt' says" in logged(caplog, capfd)
+    assert len(sim.state.created("aoi")) == 1
+
+
+def test_reuse_existing_adopts_only_an_aoi_of_the_same_project(sim: SimulatorHandle) -> None:
+    other_project = list(sim.state.projects)[1]
+    elsewhere = run_task(create_aoi_operator(sim, project_id=other_project), context())
+
+    here = run_task(create_aoi_operator(sim, reuse_existing=True), context())
+
+    assert here.result["aoi_id"] != elsewhere.result["aoi_id"]
+    assert sim.state.aois[here.result["aoi_id"]]["project_id"] == project_id(sim)
+
+
+def test_on_geometry_mismatch_takes_fail_or_adopt(sim: SimulatorHandle) -> None:
+    with pytest.raises(PixxelConfigError, match="on_geometry_mismatch must be one of 'fail', 'adopt'"):
+        create_aoi_operator(sim, reuse_existing=True, on_geometry_mismatch="ignore")
+
+
+def test_runs_racing_to_create_the_same_aoi_end_with_one_aoi(sim: SimulatorHandle) -> None:
+    runs = race([create_aoi_operator(sim, reuse_existing=True) for _ in range(4)], "create_aoi")
+
+    (created,) = sim.state.created("aoi")
+    assert [run.result for run in runs] == [{"aoi_id": created.id, "status": "success"}] * 4
+    # Every run sent its create; the service let one through and each loser adopted the winner.
+    assert sorted(request.status for request in api_requests(sim, "POST", "/v0/aois")) == [201, 409, 409, 409]
+
+
+def test_a_daily_task_creates_its_aoi_once_and_every_later_run_adopts_it(sim: SimulatorHandle) -> None:
+    item_ids, project = td2_item_ids(sim), project_id(sim)
+    # [START howto_get_or_create_aoi]
+    field_aoi = PixxelCreateAOIOperator(
+        task_id="field_aoi",
+        name="field-42",  # one name for every run: no {{ ds_nodash }} in it
+        description="Field 42, monitored daily",
+        satellite_id=TD2_ID,
+        provider="pixxel",
+        geometry=FIELD,
+        item_ids=item_ids,
+        project_id=project,
+        reuse_existing=True,  # the first run creates the AOI, every later run adopts it
+        on_geometry_mismatch="fail",  # the default: a same-named AOI over another area fails the task
+    )
+    # [END howto_get_or_create_aoi]
+
+    days = [datetime.datetime(2025, 3, day, tzinfo=datetime.timezone.utc) for day in (1, 2, 3)]
+    results = [run_task(field_aoi, context() | {"logical_date": day}).result for day in days]
+
+    (created,) = sim.state.created("aoi")
+    assert results == [{"aoi_id": created.id, "status": "success"}] * 3
+    assert len(api_requests(sim, "POST", "/v0/aois")) == 1

@@ -12,6 +12,7 @@ from airflow_provider_pixxel.operators.indices import PixxelCreateIndexOperator
 from airflow_provider_pixxel.simulator.seed import SENTINEL2_ID
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
 from tests.operators import imagery
+from tests.operators.adoption import race
 from tests.operators.imagery import (
     api_requests,
 )
@@ -69,3 +70,25 @@ def test_create_index_refuses_bad_input_before_any_request(
     with pytest.raises(PixxelConfigError, match=message):
         run_task(index_operator(**overrides))
     assert api_requests(sim) == []
+
+
+def test_runs_racing_to_create_the_same_index_end_with_one(sim: SimulatorHandle) -> None:
+    runs = race([index_operator(reuse_existing=True) for _ in range(4)], "create_index")
+
+    (index_id,) = [i for i, index in sim.state.indices.items() if index["name"] == "red-edge"]
+    assert [run.result for run in runs] == [index_id] * 4
+    assert sorted(request.status for request in api_requests(sim, "POST", "/v0/indices")) == [
+        201,
+        409,
+        409,
+        409,
+    ]
+
+
+def test_reuse_existing_adopts_an_index_of_that_name_without_sending_a_create(sim: SimulatorHandle) -> None:
+    first = run_task(index_operator()).result
+
+    assert (
+        run_task(index_operator(reuse_existing=True, expression="(B08 - B05) / (B08 + B05)")).result == first
+    )
+    assert len(api_requests(sim, "POST", "/v0/indices")) == 1

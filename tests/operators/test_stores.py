@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError
 from airflow_provider_pixxel.operators import stores as stores_module
 from airflow_provider_pixxel.operators.stores import PixxelCreateStoreOperator, PixxelDeleteStoreOperator
+from tests.operators.adoption import logged, race
 from tests.operators.pixxel_sim import context
 from tests.task_runner import run_task
 
@@ -73,6 +74,26 @@ def test_existing_store_of_the_same_name_is_reused(sim, bucket_connection):
     assert len(sim.state.requests("POST", "/v0/stores")) == 1
 
 
+def test_a_daily_task_registers_its_store_once_and_every_later_run_adopts_it(sim, bucket_connection):
+    assert bucket_connection == "bucket_secrets"
+    # [START howto_get_or_create_store]
+    deliveries = PixxelCreateStoreOperator(
+        task_id="deliveries",
+        name="agri-deliveries",
+        type="S3",
+        configs={"bucket": "agri-bucket", "region": "eu-west-1", "path_prefix": "pixxel/"},
+        secrets_conn_id="bucket_secrets",  # the credentials: only ever from a connection
+        reuse_existing=True,  # the default: later runs adopt the store, sending no secrets
+    )
+    # [END howto_get_or_create_store]
+
+    results = [run_task(deliveries, context()).result for _ in range(3)]
+
+    assert [result["created"] for result in results] == [True, False, False]
+    assert len({result["store_id"] for result in results}) == 1
+    assert len(sim.state.requests("POST", "/v0/stores")) == 1
+
+
 def test_reuse_refuses_a_store_pointing_elsewhere(sim, bucket_connection):
     run_task(store_op(bucket_connection), context())
     with pytest.raises(PixxelConfigError, match="bucket is 'agri-bucket', not 'other-bucket'"):
@@ -83,6 +104,46 @@ def test_duplicate_name_without_reuse_fails(sim, bucket_connection):
     run_task(store_op(bucket_connection), context())
     with pytest.raises(AirflowFailException, match="already exists"):
         run_task(store_op(bucket_connection, reuse_existing=False), context())
+
+
+def test_adopting_a_store_sends_no_secrets_and_logs_and_returns_none(sim, bucket_connection, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    first_context, second_context = context(), context()
+    first = run_task(store_op(bucket_connection), first_context).result
+
+    second = run_task(store_op(bucket_connection), second_context).result
+
+    assert second == {**first, "created": False}
+    log = logged(caplog, capfd)
+    assert f"Adopted the store named 'agri-deliveries', id {first['store_id']}" in log  # the log is seen
+    assert len(sim.state.requests("POST", "/v0/stores")) == 1  # the adopting run sent no secrets
+    everything_kept = json.dumps([second, second_context["ti"].xcoms, first, first_context["ti"].xcoms])
+    for secret in (ACCESS_KEY, SECRET_KEY):
+        assert secret not in log
+        assert secret not in everything_kept
+
+
+def test_runs_racing_to_create_the_same_store_end_with_one(sim, bucket_connection, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    seeded_stores = set(sim.state.stores)
+
+    runs = race([store_op(bucket_connection) for _ in range(4)], "create_store")
+
+    (store_id,) = sim.state.stores.keys() - seeded_stores
+    assert sorted(run.result["created"] for run in runs) == [False, False, False, True]
+    assert {run.result["store_id"] for run in runs} == {store_id}
+    assert sorted(request.status for request in sim.state.requests("POST", "/v0/stores")) == [
+        200,
+        409,
+        409,
+        409,
+    ]
+    log = logged(caplog, capfd)
+    assert log.count(f"Adopted the store named 'agri-deliveries', id {store_id}") == 3
+    kept = json.dumps([(run.result, run.context["ti"].xcoms) for run in runs])
+    for secret in (ACCESS_KEY, SECRET_KEY):
+        assert secret not in log
+        assert secret not in kept
 
 
 @pytest.mark.parametrize(

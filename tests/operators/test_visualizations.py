@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import io
@@ -29,6 +30,7 @@ from airflow_provider_pixxel.operators.visualizations import (
 )
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
 from tests.date_forms import documented_date_forms
+from tests.operators.adoption import logged, race
 from tests.task_runner import DictTaskStateStore, make_context, requires_task_state_store, run_task
 
 FAST = {"poll_interval": 0.01, "timeout": 5.0}
@@ -130,6 +132,79 @@ def test_create_visualization_conflict_is_reported_clearly(
 
     with pytest.raises(AirflowFailException, match="already has a visualization of index"):
         run_task(create_operator(seeded), context())
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_reuse_existing_adopts_the_visualization_the_conflict_is_about_and_waits_for_it(
+    sim: SimulatorHandle,
+    seeded: dict[str, Any],
+    deferrable: bool,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    sim.state.steps_per_poll = 1
+    first = run_task(create_operator(seeded, wait_for_completion=False), context())
+    # Six reads to compute instead of two: still creating when the second run adopts and checks it.
+    sim.state.lifecycles[first.result["visualization_id"]].last_step = 6
+
+    second = run_task(create_operator(seeded, reuse_existing=True, deferrable=deferrable), context())
+
+    # The AOI has two NDVI visualizations (the seeded one, at another resolution, and this one): the one
+    # adopted is the one the 409 answer names, not merely one of the index.
+    assert second.result == {
+        "aoi_id": seeded["aoi_id"],
+        "visualization_id": first.result["visualization_id"],
+        "status": "success",
+    }
+    assert len(sim.state.created("visualization")) == 1
+    posts = sim.state.requests("POST", f"/v0/aois/{seeded['aoi_id']}/visualizations")
+    assert [request.status for request in posts] == [201, 409]
+    assert len(second.deferrals) == (1 if deferrable else 0)
+    assert (
+        f"Adopted the visualization of index {seeded['index_id']} on AOI {seeded['aoi_id']} for these "
+        f"assets, id {first.result['visualization_id']}" in logged(caplog, capfd)
+    )
+
+
+def test_runs_racing_to_create_the_same_visualization_end_with_one(
+    sim: SimulatorHandle, seeded: dict[str, Any]
+) -> None:
+    runs = race([create_operator(seeded, reuse_existing=True) for _ in range(4)], "create_visualization")
+
+    (created,) = sim.state.created("visualization")
+    expected = {"aoi_id": seeded["aoi_id"], "visualization_id": created.id, "status": "success"}
+    assert [run.result for run in runs] == [expected] * 4
+    posts = sim.state.requests("POST", f"/v0/aois/{seeded['aoi_id']}/visualizations")
+    assert sorted(request.status for request in posts) == [201, 409, 409, 409]
+
+
+def test_a_daily_task_computes_its_visualization_once_and_every_later_run_adopts_it(
+    sim: SimulatorHandle, seeded: dict[str, Any]
+) -> None:
+    ndvi_index_id = seeded["index_id"]
+    # [START howto_get_or_create_visualization]
+    ndvi = PixxelCreateVisualizationOperator(
+        task_id="ndvi",
+        aoi_id="{{ ti.xcom_pull(task_ids='field_aoi')['aoi_id'] }}",
+        index_id=ndvi_index_id,
+        resolution=10,
+        reuse_existing=True,  # the first run computes it, every later run adopts it
+    )
+    # [END howto_get_or_create_visualization]
+
+    results = []
+    for day in (1, 2, 3):
+        run_context = context() | {
+            "logical_date": datetime.datetime(2025, 3, day, tzinfo=datetime.timezone.utc)
+        }
+        run_context["ti"].xcoms["return_value"] = {"aoi_id": seeded["aoi_id"], "status": "success"}
+        task = copy.deepcopy(ndvi)  # each run renders its own copy, as a worker does
+        task.render_template_fields(run_context)
+        results.append(run_task(task, run_context).result)
+
+    (created,) = sim.state.created("visualization")
+    expected = {"aoi_id": seeded["aoi_id"], "visualization_id": created.id, "status": "success"}
+    assert results == [expected] * 3
 
 
 @pytest.mark.parametrize("deferrable", [True, False])

@@ -293,6 +293,69 @@ def test_dry_run_prices_and_charges_nothing(instant: tuple[SimulatorHandle, Clie
     assert len(sim.state.created("order")) == 1
 
 
+def test_every_purchase_is_in_the_ledger_and_listed_with_its_cost(
+    instant: tuple[SimulatorHandle, Client], clock: ManualClock
+) -> None:
+    """Orders and jobs are charged to the wallet and written in the ledger; the listings report the
+    same amounts (``tokens_used``, ``cost``) with their ``created_at``."""
+    sim, api = instant
+    balance = sim.state.wallet_balance
+    order = api("POST", "/v0/orders", 201, json={"order_items": [_tasking_item(api)]})
+    workflow_id, job = _run_job(api)
+
+    (item_entry, job_entry) = sim.state.ledger
+    (listed_item,) = api("GET", "/v0/order-items", params={"project_ids": _project(api)})["order_items"]
+    assert (item_entry.kind, item_entry.resource_id) == ("order_item", listed_item["id"])
+    assert item_entry.amount == listed_item["tokens_used"] == order["total_amount"]
+    (listed_job,) = api("GET", f"/v0/workflows/{workflow_id}/jobs")["jobs"]
+    assert (job_entry.kind, job_entry.resource_id, job_entry.amount) == ("job", job["id"], listed_job["cost"])
+    assert sim.state.wallet_balance == pytest.approx(balance - order["total_amount"] - listed_job["cost"])
+    assert sim.state.spent() == pytest.approx(order["total_amount"] + listed_job["cost"])
+    assert sim.state.spent(since=_stamp(1)) == 0
+
+
+def test_order_items_are_listed_by_a_created_at_range(
+    instant: tuple[SimulatorHandle, Client], clock: ManualClock
+) -> None:
+    """``created_at`` ("Created At Range") is ``start,end``: start inclusive, end exclusive."""
+    _, api = instant
+    first = api("POST", "/v0/orders", 201, json={"order_items": [_tasking_item(api, name="first")]})
+    clock.advance(86_400)
+    api(
+        "POST",
+        "/v0/orders",
+        201,
+        json={"order_items": [_tasking_item(api, name="second", start_date=_stamp(3))]},
+    )
+
+    def names(created_at: str) -> list[str]:
+        found = api("GET", "/v0/order-items", params={"created_at": created_at})["order_items"]
+        return sorted(item["name"] for item in found)
+
+    assert names(f"{_stamp(0)},{_stamp(1)}") == ["first"]
+    assert names(f"{_stamp(0.5)},") == ["second"]
+    assert names(f",{_stamp(0.5)}") == ["first"]
+    assert names(_stamp(0)) == ["first", "second"]
+    assert names(f"{_stamp(1)},{_stamp(2)}") == ["second"]
+    assert first["order_items"][0]["created_at"].startswith(_stamp(0)[:10])
+    refused = api("GET", "/v0/order-items", 400, params={"created_at": "yesterday,today"})
+    assert "created_at" in refused["error"]["message"]
+    backwards = api("GET", "/v0/order-items", 400, params={"created_at": f"{_stamp(1)},{_stamp(0)}"})
+    assert "ends before it starts" in backwards["error"]["message"]
+
+
+def test_a_job_is_refused_when_the_wallet_is_short(instant: tuple[SimulatorHandle, Client]) -> None:
+    sim, api = instant
+    sim.state.wallet_balance = 1
+    workflow = api("GET", "/v0/workflows")["workflows"][0]
+    refused = api(
+        "POST", f"/v0/workflows/{workflow['id']}/jobs", 400, params={"project_id": workflow["project_id"]}
+    )
+    assert "insufficient tokens: the job costs" in refused["error"]["message"]
+    assert sim.state.jobs == {}
+    assert sim.state.ledger == []
+
+
 def test_order_refused_when_the_wallet_is_short(instant: tuple[SimulatorHandle, Client]) -> None:
     sim, api = instant
     sim.state.wallet_balance = 10

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,43 +14,6 @@ from airflow.models.connection import Connection
 
 from airflow_provider_pixxel.hooks.transport import PixxelConnectionSettings
 from airflow_provider_pixxel.simulator import SimulatorHandle, run_simulator
-
-
-def _console_script() -> list[str]:
-    script = Path(sys.executable).with_name("pixxel-simulator")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "airflow_provider_pixxel.simulator.cli"]
-
-
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_cli_prints_its_url_and_key_then_stops_cleanly(stop_signal: signal.Signals) -> None:
-    process = subprocess.Popen(
-        [*_console_script(), "--port", "0", "--api-key", "cli-key", "--speed", "0", "--seed", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    timer = threading.Timer(30, process.kill)
-    timer.start()
-    try:
-        assert process.stdout is not None
-        lines = dict(process.stdout.readline().strip().split("=", 1) for _ in range(3))
-        base_url = lines["PIXXEL_SIMULATOR_URL"]
-        assert base_url.startswith("http://127.0.0.1:")
-        assert lines["PIXXEL_SIMULATOR_API_KEY"] == "cli-key"
-        assert json.loads(lines["AIRFLOW_CONN_PIXXEL_DEFAULT"])["host"] == base_url
-        assert requests.get(f"{base_url}/ping", timeout=10).json() == "pong"
-        projects = requests.get(f"{base_url}/v0/projects", headers={"Authorization": "cli-key"}, timeout=10)
-        assert projects.status_code == 200
-        process.send_signal(stop_signal)
-        assert process.wait(timeout=20) == 0
-    finally:
-        timer.cancel()
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
 
 
 def test_context_manager_serves_then_stops() -> None:

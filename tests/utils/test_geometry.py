@@ -22,6 +22,7 @@ from airflow_provider_pixxel.utils.geometry import (
     check_multipolygon_spacing,
     geometry_area_km2,
     normalize_aoi_geometry,
+    same_area,
 )
 from tests.operators.pixxel_sim import context, tasking_item
 from tests.operators.test_aoi import create_aoi_operator
@@ -756,3 +757,30 @@ def test_swapping_neighbouring_corners_makes_a_bow_tie_that_is_refused(
 
     with pytest.raises(PixxelConfigError, match="intersects itself"):
         normalize_aoi_geometry(polygon([*corners, corners[0]]))
+
+
+# -- same_area ------------------------------------------------------------------------------------------
+
+UNIT = polygon([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]])
+
+
+@pytest.mark.parametrize(
+    ("other", "same"),
+    [
+        (polygon([[0, 1], [1, 1], [1, 0], [0, 0], [0, 1]]), True),  # clockwise, another first corner
+        (polygon([[0, 0], [0.5, 0], [1, 0], [1, 1], [0, 1], [0, 0]]), True),  # a corner along an edge
+        (polygon([[0, 0], [1 + 5e-8, 0], [1, 1], [0, 1], [0, 0]]), True),  # within the ~1 cm tolerance
+        ({"type": "Feature", "properties": {}, "geometry": UNIT}, True),  # same area, other wrapping
+        (polygon([[0, 0], [1 + 1e-5, 0], [1, 1], [0, 1], [0, 0]]), False),  # a corner ~1 m off
+        (
+            polygon(
+                [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]], [[0.2, 0.2], [0.4, 0.2], [0.4, 0.4], [0.2, 0.2]]
+            ),
+            False,
+        ),
+        (polygon([[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]), False),
+    ],
+)
+def test_same_area_compares_shapes_not_json(other: dict[str, Any], same: bool) -> None:
+    assert same_area(UNIT, other) is same
+    assert same_area(other, UNIT) is same
