@@ -403,43 +403,40 @@ def distributed_leg(report: Report, work: Path) -> None:
             recurring = place_recurring_order(simulator)
             aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
             database = f"postgresql+psycopg2://airflow@{LOOPBACK}:{pg_port}/airflow"
+            # [START howto_deploy_distributed_settings]
+            settings = {
+                "AIRFLOW__CELERY__BROKER_URL": f"redis://{LOOPBACK}:{redis_port}/0",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://airflow@{LOOPBACK}:{pg_port}/airflow",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_local_settings.deployment_hostname",
+                # A killed worker's task stops heartbeating: found and retried within the test's time.
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                # A task whose Celery message the killed worker had already taken (a deferred wait
+                # resuming, say) stays queued: its message is redelivered only after Redis's
+                # visibility timeout (6 h by default), and Airflow queues it again after this.
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+                "PIXXEL_DEPLOYMENT_RETRY_DELAY_SECONDS": "5",
+                # Read where the capture DAG's file is parsed: what its watcher follows, how often,
+                # and where the runs it triggers (which carry no conf) write.
+                "PIXXEL_CAPTURE_ORDER_ITEM_IDS": ",".join(recurring["order_item_ids"]),
+                "PIXXEL_CAPTURE_POLL_INTERVAL": str(CAPTURE_POLL_SECONDS),
+                "PIXXEL_CAPTURE_OUTPUT_DIR": output_dir,
+                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                    {
+                        "conn_type": "aws",
+                        "login": aws["AWS_ACCESS_KEY_ID"],
+                        "password": aws["AWS_SECRET_ACCESS_KEY"],
+                        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                    }
+                ),
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                **aws,
+            }
+            # [END howto_deploy_distributed_settings]
             site = airflow_site(
-                root / "home",
-                simulator,
-                executor="CeleryExecutor",
-                database_url=database,
-                extra={
-                    # [START howto_deploy_distributed_settings]
-                    "AIRFLOW__CELERY__BROKER_URL": f"redis://{LOOPBACK}:{redis_port}/0",
-                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://airflow@{LOOPBACK}:{pg_port}/airflow",
-                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
-                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_local_settings.deployment_hostname",
-                    # A killed worker's task stops heartbeating: found and retried within the test's time.
-                    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-                    # A task whose Celery message the killed worker had already taken (a deferred wait
-                    # resuming, say) stays queued: its message is redelivered only after Redis's
-                    # visibility timeout (6 h by default), and Airflow queues it again after this.
-                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
-                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
-                    "PIXXEL_DEPLOYMENT_RETRY_DELAY_SECONDS": "5",
-                    # Read where the capture DAG's file is parsed: what its watcher follows, how often,
-                    # and where the runs it triggers (which carry no conf) write.
-                    "PIXXEL_CAPTURE_ORDER_ITEM_IDS": ",".join(recurring["order_item_ids"]),
-                    "PIXXEL_CAPTURE_POLL_INTERVAL": str(CAPTURE_POLL_SECONDS),
-                    "PIXXEL_CAPTURE_OUTPUT_DIR": output_dir,
-                    "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                        {
-                            "conn_type": "aws",
-                            "login": aws["AWS_ACCESS_KEY_ID"],
-                            "password": aws["AWS_SECRET_ACCESS_KEY"],
-                            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-                        }
-                    ),
-                    "AWS_ENDPOINT_URL": endpoint,
-                    "AWS_DEFAULT_REGION": "us-east-1",
-                    **aws,
-                    # [END howto_deploy_distributed_settings]
-                },
+                root / "home", simulator, executor="CeleryExecutor", database_url=database, extra=settings
             )
             site.run("db", "migrate", timeout=600)
             # pixxel_fan_out's API-calling tasks run in this pool (its doc says to create it first).
