@@ -26,6 +26,7 @@ OPERATOR_MODULES = [
     "airflow_provider_pixxel.operators.base",
     "airflow_provider_pixxel.operators.catalog",
     "airflow_provider_pixxel.operators.downloads",
+    "airflow_provider_pixxel.operators.get_or_create",
     "airflow_provider_pixxel.operators.images",
     "airflow_provider_pixxel.operators.indices",
     "airflow_provider_pixxel.operators.insights",
@@ -47,6 +48,7 @@ SENSOR_MODULES = [
 ]
 TRIGGER_MODULES = [
     "airflow_provider_pixxel.triggers.catalog",
+    "airflow_provider_pixxel.triggers.poller",
     "airflow_provider_pixxel.triggers.status",
 ]
 EXTRA_LINKS: list[str] = [

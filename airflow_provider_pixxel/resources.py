@@ -4,17 +4,30 @@ Each :class:`Watchable` says which API call reads one remote resource and how to
 of the answer. The call goes through ``PixxelPollingOperations``, so one description serves the sync
 hook (sensor pokes, an operator's first check) and the async hook (the trigger's polling loop).
 :func:`observe` classifies the object with the status table in :mod:`airflow_provider_pixxel.statuses`.
+
+A kind the API can list many of at once also has a :class:`ListForm`: :func:`read_many_async` reads
+every watched resource of one scope (one workflow's jobs, any number of order items...) with as few
+list calls as the API allows, and falls back to each resource's own read for what a list leaves out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+from urllib.parse import quote
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelNotFoundError
 from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
+from airflow_provider_pixxel.hooks.pagination import (
+    DEFAULT_PAGE_SIZE,
+    aiter_offset_pages,
+    page_object,
+    paginated_list_page,
+)
 from airflow_provider_pixxel.statuses import Phase, Resource, failure_reason, phase_of
 
 Ids = Mapping[str, str]
@@ -37,6 +50,99 @@ def _first_match(key: str, id_field: str, id_name: str) -> Callable[[Any, Ids], 
         return None
 
     return extract
+
+
+# What reading an answer of the wrong shape raises (a list where an object is documented...).
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+#: The most characters of ids one ``GET /v0/order-items?ids=`` read sends (URL-encoded, commas
+#: included). Servers and proxies commonly refuse request lines over 8 KiB (nginx's default
+#: ``large_client_header_buffers``, Apache's ``LimitRequestLine`` of 8190); half of that leaves room
+#: for the path and the other parameters. About a hundred UUIDs fit.
+MAX_IDS_QUERY_CHARS = 4000
+#: The most ids one list read asks for (and so its page size): the pager's default page size.
+MAX_IDS_PER_LIST_READ = DEFAULT_PAGE_SIZE
+#: Single reads one batch runs at the same time (the shared client bounds requests in flight too).
+SINGLE_READ_CONCURRENCY = 8
+
+ListRead = Callable[[PixxelPollingOperations[Any], Ids, Sequence[str]], Awaitable[list[Any]]]
+
+
+@dataclass(frozen=True)
+class ListForm:
+    """How many resources of one kind are read at once.
+
+    ``scope`` names the ids every resource of one list call shares (a job list is per workflow);
+    ``key`` names the id that tells them apart, found in each listed object's ``item_id_field``.
+    ``read(ops, scope_ids, keys)`` returns the listed objects for those keys (it may return more, or
+    fewer: a key left out is read on its own). A listed object whose phase is in ``confirm`` is read
+    on its own as well, because the list form lacks what the event reports for it (a failed job's
+    reason lives in its tasks, which the job list leaves out).
+    """
+
+    scope: tuple[str, ...]
+    key: str
+    read: ListRead
+    item_id_field: str = "id"
+    confirm: frozenset[Phase] = field(default_factory=frozenset)
+
+
+async def _workflow_jobs(ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]) -> list[Any]:
+    # listJobs has no paging: one call answers for every job of the workflow.
+    return page_object(await ops.list_jobs(scope["workflow_id"]), "jobs")[1]
+
+
+async def _aoi_insights(ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]) -> list[Any]:
+    # The insight list has no paging either; the single read is this same call filtered by id.
+    return page_object(await ops.list_insights(scope["aoi_id"]), "insights")[1]
+
+
+async def _aoi_visualizations(
+    ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]
+) -> list[Any]:
+    pages = aiter_offset_pages(
+        lambda offset, limit: ops.list_visualizations(scope["aoi_id"], offset=offset, limit=limit),
+        paginated_list_page("visualization"),
+    )
+    return [item async for item in pages]
+
+
+def id_chunks(keys: Sequence[str]) -> list[list[str]]:
+    """``keys`` in groups that each fit one ``ids=`` filter (:data:`MAX_IDS_PER_LIST_READ` ids and
+    :data:`MAX_IDS_QUERY_CHARS` characters once URL-encoded, a comma being ``%2C``)."""
+    chunks: list[list[str]] = []
+    chunk: list[str] = []
+    length = 0
+    for key in dict.fromkeys(keys):
+        size = len(quote(key, safe="")) + 3
+        if chunk and (len(chunk) >= MAX_IDS_PER_LIST_READ or length + size > MAX_IDS_QUERY_CHARS):
+            chunks.append(chunk)
+            chunk, length = [], 0
+        chunk.append(key)
+        length += size
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _order_items_page(
+    ops: PixxelPollingOperations[Any], ids: list[str], offset: int, limit: int
+) -> Awaitable[Any]:
+    return ops.list_order_items(ids=ids, offset=offset, limit=limit)  # type: ignore[no-any-return]
+
+
+async def _order_items_by_id(ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]) -> list[Any]:
+    found: list[Any] = []
+    for chunk in id_chunks(keys):
+        # Paged through even though a chunk asks for one page's worth: a server that caps ``limit``
+        # lower than asked still answers for every id.
+        pages = aiter_offset_pages(
+            functools.partial(_order_items_page, ops, chunk),
+            paginated_list_page("order_items"),
+            page_size=len(chunk),
+        )
+        found.extend([item async for item in pages])
+    return found
 
 
 def _whole(answer: Any, ids: Ids) -> Mapping[str, Any] | None:
@@ -70,6 +176,12 @@ class Watchable:
     #: Optional values a watch carries beside its ids and every read re-sends (list values are
     #: joined with :data:`LIST_SEPARATOR`). Absent or empty ones are dropped.
     params: tuple[str, ...] = ()
+    #: How the API lists many of this kind at once (None: each is read on its own).
+    list_form: ListForm | None = None
+
+    def scope_of(self, ids: Ids) -> tuple[str, ...]:
+        """The ids one list read of this kind shares (empty for kinds read one by one)."""
+        return tuple(ids[name] for name in self.list_form.scope) if self.list_form else ()
 
     @property
     def kind(self) -> str:
@@ -107,6 +219,7 @@ WATCHABLES: dict[Resource, Watchable] = {
             ("aoi_id", "visualization_id"),
             lambda ops, ids: ops.list_visualizations(ids["aoi_id"], visualization_id=ids["visualization_id"]),
             _first_match("visualization", "id", "visualization_id"),
+            list_form=ListForm(("aoi_id",), "visualization_id", _aoi_visualizations),
         ),
         Watchable(
             Resource.INSIGHT,
@@ -114,6 +227,7 @@ WATCHABLES: dict[Resource, Watchable] = {
             ("aoi_id", "insight_id"),
             lambda ops, ids: ops.list_insights(ids["aoi_id"], id=ids["insight_id"]),
             _first_match("insights", "id", "insight_id"),
+            list_form=ListForm(("aoi_id",), "insight_id", _aoi_insights),
         ),
         Watchable(
             Resource.AOI_DOWNLOAD,
@@ -139,12 +253,16 @@ WATCHABLES: dict[Resource, Watchable] = {
             "workflow job",
             ("workflow_id", "job_id"),
             lambda ops, ids: ops.get_job(ids["workflow_id"], ids["job_id"]),
+            list_form=ListForm(
+                ("workflow_id",), "job_id", _workflow_jobs, confirm=frozenset({Phase.FAILURE, Phase.PARTIAL})
+            ),
         ),
         Watchable(
             Resource.ORDER_ITEM,
             "order item",
             ("order_item_id",),
             lambda ops, ids: ops.get_order_item(ids["order_item_id"]),
+            list_form=ListForm((), "order_item_id", _order_items_by_id),
         ),
         Watchable(
             Resource.ORDER,
@@ -332,3 +450,56 @@ async def read_async(hook: PixxelPollingOperations[Any], kind: str, ids: Ids) ->
         except PixxelError as error:
             _unreadable_item(item_id, error)
     return _explained(observation, items)
+
+
+async def read_many_async(
+    hook: PixxelPollingOperations[Any], kind: str, watches: Sequence[Ids]
+) -> list[Observation | BaseException]:
+    """Read many resources of one kind and one scope (see :meth:`Watchable.scope_of`): one result per
+    watch, in order, either its observation or the error its own read raised.
+
+    A single watch is read on its own. The list read's own errors are raised for all (a 401 is
+    every watch's 401; a 5xx or an answer of the wrong shape is retried by each waiter's next poll),
+    except a 404: a list that is not found says nothing about each resource, so each is read on its
+    own, and only that read may say "not found". A resource the list leaves out, or lists in a shape
+    :func:`observe` cannot read, is read on its own too.
+    """
+    spec = watchable(kind)
+    form = spec.list_form
+    listed: dict[str, Mapping[str, Any]] = {}
+    # A lone resource is cheaper to read on its own than with a list (a job list is every job of the
+    # workflow): the list form pays off from two resources of one scope due together.
+    if form is not None and len(watches) > 1:
+        scope = {name: watches[0][name] for name in form.scope}
+        try:
+            items = await form.read(hook, scope, [ids[form.key] for ids in watches])
+        except PixxelNotFoundError as error:
+            log.warning("Listing %ss failed (%s); reading each on its own", spec.label, error)
+            items = []
+        for item in items:
+            if isinstance(item, Mapping) and item.get(form.item_id_field) is not None:
+                listed.setdefault(str(item[form.item_id_field]), item)
+    results: list[Observation | BaseException | None] = [None] * len(watches)
+    alone: list[int] = []
+    for index, ids in enumerate(watches):
+        item = listed.get(ids[form.key]) if form is not None else None
+        if item is not None and form is not None:
+            try:
+                observation = observe(kind, item, ids)
+            except SHAPE_ERRORS:
+                observation = None
+            if observation is not None and observation.phase not in form.confirm:
+                results[index] = observation
+                continue
+        alone.append(index)
+    slots = asyncio.Semaphore(SINGLE_READ_CONCURRENCY)
+
+    async def read_alone(index: int) -> None:
+        async with slots:
+            try:
+                results[index] = await read_async(hook, kind, watches[index])
+            except (PixxelError, *SHAPE_ERRORS) as error:
+                results[index] = error
+
+    await asyncio.gather(*(read_alone(index) for index in alone))
+    return cast(list[Observation | BaseException], results)  # every index was filled above

@@ -191,9 +191,18 @@ def simulator_process(
     speed: float = 0.0,
     package_size_bytes: int | None = None,
     seed_aois: int = 0,
+    chaos_reads: bool = False,
+    workflows: int = 0,
+    wallet: float | None = None,
 ) -> Iterator[Simulator]:
     """The simulator in its own process (so its CPU never counts against the client being measured)."""
     command = python_worker("_simulator", "--speed", str(speed), "--seed-aois", str(seed_aois))
+    if chaos_reads:
+        command.append("--chaos-reads")
+    if workflows:
+        command += ["--workflows", str(workflows)]
+    if wallet is not None:
+        command += ["--wallet", str(wallet)]
     if package_size_bytes is not None:
         command += ["--package-size", str(package_size_bytes)]
     process = subprocess.Popen(

@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "import": ([], ["--runs", "1"]),
     "pagination": ([], ["--items", "5000"]),
     "answers": ([], ["--size-mib", "64", "--cap-mib", "8"]),
+    "batched_polling": ([], ["--scale", "0.05", "--poll-interval", "1", "--step-seconds", "1"]),
 }
 
 

@@ -16,12 +16,12 @@ from pixxel_example_settings import (
     DEFAULT_ARGS,
     FIELD_AREA,
     OUTPUT_DIR,
+    RUN_DATE,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     poll_interval_seconds,
     resolve_project,
-    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -196,7 +196,7 @@ with DAG(
         fulfilled: dict[str, Any],
         imagery: dict[str, Any],
         params: dict[str, Any] | None = None,
-        ds: str | None = None,
+        run_date: str | None = None,
         dag: Any = None,
         dag_run: Any = None,
     ) -> dict[str, Any]:
@@ -211,9 +211,7 @@ with DAG(
             "order_status": fulfilled.get("status"),
             "files": [{key: imagery[key] for key in ("path", "size", "sha256")}],
         }
-        target = resolve_destination(
-            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
-        )
+        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{run_date}", "summary.json")
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
@@ -223,6 +221,7 @@ with DAG(
         place_order.output,
         wait_for_order.output,
         download_imagery.output,
+        run_date=RUN_DATE,
     )
 
     place_order >> wait_for_order >> find_catalogs >> download_imagery

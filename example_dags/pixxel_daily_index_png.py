@@ -1,24 +1,26 @@
 """Daily index PNG: one index PNG and its SLD styles per logical date, in a date-partitioned path.
 
 A scheduled DAG with ``catchup=True``: ``airflow backfill create`` over a date range produces one
-partition per day, and re-running a day replaces its files atomically.
+partition per day, and re-running a day replaces its files atomically. A manual run without a logical
+date renders for the day it runs (``RUN_DATE``).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, task
-from pixxel_example_settings import DEFAULT_ARGS, OUTPUT_DIR, RUN_DATE, pick, run_date
+from pixxel_example_settings import DEFAULT_ARGS, OUTPUT_DIR, RUN_DATE, pick
 
 from airflow_provider_pixxel.operators import PixxelGenerateIndexPngOperator, PixxelGenerateSldOperator
 
-IMAGE = "ti.xcom_pull(task_ids='find_image')"
-# <output_dir>/<dag_id>/<visualization_id>/<ds>/: one partition per visualization and logical date.
-PARTITION = "{{ params.output_dir }}/{{ dag.dag_id }}/{{ " + IMAGE + "['visualization_id'] }}/" + RUN_DATE
+VISUALIZATION = "ti.xcom_pull(task_ids='find_visualization')"
+# <output_dir>/<dag_id>/<visualization_id>/<run date>/: one partition per visualization and logical date.
+PARTITION = (
+    "{{ params.output_dir }}/{{ dag.dag_id }}/{{ " + VISUALIZATION + "['visualization_id'] }}/" + RUN_DATE
+)
 
 DOC_MD = """
 ### Daily index PNG
@@ -26,20 +28,23 @@ DOC_MD = """
 For each logical date `ds`, renders an index visualization of an AOI (by default the NDVI of the
 "Bengaluru rural farms" AOI) and writes, under `output_dir/<dag_id>/<visualization_id>/<ds>/`:
 `<index>.png` (the dynamic legend's PNG), `<index>_<mode>.sld` (GeoServer styles, one per
-`visualization_modes`) and `manifest.json` (the image date used, sizes and SHA-256 of every file).
+`visualization_modes`) and `manifest.json` (the image date used, sizes and SHA-256 of every file);
+each file has its SHA-256 beside it in `<file>.sha256`.
 
-1. **find_image** resolves the `aoi` and `index` params (names or ids) to the AOI's visualization and
-   picks the image to render: the newest image date on or before `ds`. Satellites do not pass every
-   day, so when `ds` has no image of its own the newest earlier one is used, if it is at most
-   `max_image_age_days` old (`null`: any age); otherwise the day is **skipped**, not failed.
-2. **render_png** and **write_sld** fetch the PNG and the SLDs for that image date; each file is
-   checked (a complete PNG, well-formed XML) and replaced atomically, so re-running a day overwrites
-   its partition whole and never leaves a half-written file.
-3. **write_manifest** records what was written.
+1. **find_visualization** resolves the `aoi` and `index` params (names or ids) to the AOI's
+   visualization of that index.
+2. **render_png** and **write_sld** render the newest image date on or before `ds`
+   (`date_policy="on_or_before"`). Satellites do not pass every day, so when `ds` has no image of its
+   own the newest earlier one is used, if it is at most `max_image_age_days` old (`null`: any age);
+   otherwise the day is **skipped**, not failed. Each file is checked (a complete PNG, well-formed
+   XML) and replaced atomically, so re-running a day overwrites its partition whole and never leaves
+   a half-written file.
+3. **write_manifest** records what was written and the image date rendered.
 
 `catchup=True` from the start date: once unpaused, the scheduler runs every day since. To fill a range:
 `airflow backfill create --dag-id pixxel_daily_index_png --from-date 2025-03-02 --to-date 2025-03-04`
-(add `--reprocess-behavior completed` to redo days that already ran).
+(add `--reprocess-behavior completed` to redo days that already ran). A run triggered without
+`--logical-date` has no `ds`: it renders for the date it runs (its `run_after`).
 """
 
 with DAG(
@@ -72,16 +77,10 @@ with DAG(
 ) as dag:
 
     @task(multiple_outputs=True)
-    def find_image(
-        ds: str | None = None, params: dict[str, Any] | None = None, dag_run: Any = None
-    ) -> dict[str, Any]:
-        from airflow.providers.common.compat.sdk import AirflowSkipException
-
+    def find_visualization(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 
-        ds = run_date(ds, dag_run)
         assert params is not None
-        day = datetime.date.fromisoformat(ds)
         with PixxelHook() as hook:
             aoi_id = pick(hook.iter_aois(), params["aoi"], "AOI", id_key="aoi_id")
             index_id = pick(hook.iter_indices(), params["index"], "index")
@@ -90,68 +89,55 @@ with DAG(
                 for v in hook.iter_visualizations(aoi_id, index_id=index_id)
                 if v.get("index_id") == index_id
             ]
-            if not visualizations:
-                raise ValueError(
-                    f"AOI {params['aoi']!r} has no {params['index']} visualization; create one first "
-                    "(PixxelCreateVisualizationOperator)"
-                )
-            # The visualization renders the AOI's mosaics: their dates are the dates it has images for.
-            image_dates = sorted(
-                {
-                    datetime.date.fromisoformat(asset["date"][:10])
-                    for asset in hook.iter_assets(aoi_id)
-                    if asset.get("asset_type") == "mosaic" and asset.get("date")
-                }
+        if not visualizations:
+            raise ValueError(
+                f"AOI {params['aoi']!r} has no {params['index']} visualization; create one first "
+                "(PixxelCreateVisualizationOperator)"
             )
-        earlier = [d for d in image_dates if d <= day]
-        max_age = params["max_image_age_days"]
-        if not earlier or (max_age is not None and (day - earlier[-1]).days > max_age):
-            newest = earlier[-1].isoformat() if earlier else "none"
-            raise AirflowSkipException(
-                f"no image of AOI {params['aoi']!r} on or up to {max_age} days before {ds} "
-                f"(newest earlier image: {newest}); nothing to render for this day"
-            )
-        image_date = earlier[-1].isoformat()
-        if image_date != ds:
-            print(f"{ds} has no image of its own; using the newest earlier one, {image_date}")
         return {
             "aoi_id": aoi_id,
             "index_id": index_id,
             "visualization_id": str(visualizations[0]["id"]),
-            "image_date": image_date,
             # Passed on from here rather than templated, so the operator gets a list.
             "visualization_modes": list(params["visualization_modes"]),
         }
 
-    image = find_image()
+    visualization = find_visualization()
+    # [START howto_render_for_a_date]
     # [START howto_operator_generate_index_png]
     render_png = PixxelGenerateIndexPngOperator(
         task_id="render_png",
-        aoi_id=image["aoi_id"],
-        visualization_id=image["visualization_id"],
-        index_id=image["index_id"],
-        date=image["image_date"],
+        aoi_id=visualization["aoi_id"],
+        visualization_id=visualization["visualization_id"],
+        index_id=visualization["index_id"],
+        date=RUN_DATE,
+        # The newest image on or before the run date; skipped if it is older than the limit.
+        date_policy="on_or_before",
+        max_image_age_days="{{ params.max_image_age_days }}",
         destination=PARTITION + "/{{ params.index | lower }}.png",
     )
     # [END howto_operator_generate_index_png]
     # [START howto_operator_generate_sld]
     write_sld = PixxelGenerateSldOperator(
         task_id="write_sld",
-        aoi_id=image["aoi_id"],
-        visualization_id=image["visualization_id"],
-        dates=[image["image_date"]],
-        visualization_modes=image["visualization_modes"],
+        aoi_id=visualization["aoi_id"],
+        visualization_id=visualization["visualization_id"],
+        dates=[RUN_DATE],
+        date_policy="on_or_before",
+        max_image_age_days="{{ params.max_image_age_days }}",
+        visualization_modes=visualization["visualization_modes"],
         # {mode} is filled in by the operator, one file per visualization mode.
         destination=PARTITION + "/{{ params.index | lower }}_{mode}.sld",
     )
     # [END howto_operator_generate_sld]
+    # [END howto_render_for_a_date]
 
     @task
     def write_manifest(
-        image: dict[str, Any],
+        visualization: dict[str, Any],
         png: dict[str, Any],
         sld: dict[str, Any],
-        ds: str | None = None,
+        run_date: str,
         params: dict[str, Any] | None = None,
         dag: Any = None,
         dag_run: Any = None,
@@ -159,21 +145,23 @@ with DAG(
         from airflow_provider_pixxel.hooks.download import resolve_destination, write_bytes_atomically
 
         assert params is not None
-        ds = run_date(ds, dag_run)
         manifest = {
-            "ds": ds,
-            "image_date": image["image_date"],
+            "ds": run_date,
+            # The date of the image rendered: the run date itself, or the newest earlier one.
+            "image_date": png["image_date"],
             "aoi": params["aoi"],
             "index": params["index"],
-            "visualization_id": image["visualization_id"],
+            "visualization_id": visualization["visualization_id"],
             "png": png,
             "sld": sld["files"],
         }
-        partition = f"{params['output_dir']}/{dag.dag_id}/{image['visualization_id']}/{ds}"
+        partition = f"{params['output_dir']}/{dag.dag_id}/{visualization['visualization_id']}/{run_date}"
         written = write_bytes_atomically(
             json.dumps(manifest, indent=2).encode(), resolve_destination(partition, "manifest.json")
         )
         print(f"Manifest written to {written.path}")
         return manifest
 
-    write_manifest(image, render_png.output, write_sld.output)
+    # [START howto_run_date_task_argument]
+    write_manifest(visualization, render_png.output, write_sld.output, run_date=RUN_DATE)
+    # [END howto_run_date_task_argument]

@@ -33,27 +33,6 @@ SHORT_WAIT_SECONDS = 6 * 3600.0
 
 OUTPUT_DIR = "/tmp/pixxel-examples"
 
-# [START howto_run_date]
-# An Airflow 3 manual run (`airflow dags trigger`, the UI, the REST API) has no logical date unless one is
-# given (`--logical-date`): ds, ds_nodash, ts_nodash... are then not defined and `{{ ds }}` fails to
-# render. Every run has run_after, the moment it was due, so the examples fall back to its date.
-RUN_DATE = "{{ ds if ds is defined else dag_run.run_after | ds }}"
-RUN_DATE_NODASH = "{{ ds_nodash if ds_nodash is defined else dag_run.run_after | ds_nodash }}"
-RUN_TS_NODASH = "{{ ts_nodash if ts_nodash is defined else dag_run.run_after | ts_nodash }}"
-
-
-def run_date(ds: str | None, dag_run: Any) -> str:
-    """A ``@task``'s ``ds`` (``YYYY-MM-DD``), or the date of ``dag_run.run_after`` in a run without one."""
-    return ds if ds is not None else dag_run.run_after.date().isoformat()
-
-
-def run_ts_nodash(ts_nodash: str | None, dag_run: Any) -> str:
-    """A ``@task``'s ``ts_nodash``, or ``dag_run.run_after`` in that form in a run without a logical date."""
-    return ts_nodash if ts_nodash is not None else dag_run.run_after.strftime("%Y%m%dT%H%M%S")
-
-
-# [END howto_run_date]
-
 
 # Smallholder farms east of Bengaluru: covered by the simulator's seeded TD1/TD2 archive scenes.
 FIELD_AREA: dict[str, Any] = {
@@ -73,8 +52,33 @@ FIELD_AREA: dict[str, Any] = {
 }
 
 
+# [START howto_run_date]
+# Keys of the task context that only a run with a logical date has, and that are also filters.
+_RUN_DATE_KEYS = ("ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz")
+
+
+def run_date_template(key: str = "ds") -> str:
+    """A template of the run's date like ``{{ ds }}`` (or ``ds_nodash``, ``ts``, ``ts_nodash``) that
+    works in every run: the logical date when the run has one, else the time it was queued to run
+    after (``run_after``), in the same form.
+
+    Airflow 3 gives a manually triggered run no logical date unless one is asked for
+    (``airflow dags trigger --logical-date``); a bare ``{{ ds }}`` then fails to render ('ds' is
+    undefined). Airflow's filters of the same names format ``run_after`` the way the keys would.
+    """
+    if key not in _RUN_DATE_KEYS:
+        raise ValueError(f"run_date_template takes one of {', '.join(_RUN_DATE_KEYS)}; got {key!r}")
+    return f"{{{{ {key} if {key} is defined else dag_run.run_after | {key} }}}}"
+
+
+# Use it wherever a template would say {{ ds }}. A TaskFlow task gets it as an argument: the
+# arguments a task is called with are templated.
+RUN_DATE = run_date_template("ds")
+# [END howto_run_date]
+
+
 def output_path(*parts: str) -> str:
-    """A templated path under the ``output_dir`` param, partitioned by DAG and run date."""
+    """A templated path under the ``output_dir`` param, partitioned by DAG and run date (``RUN_DATE``)."""
     return "/".join(("{{ params.output_dir }}", "{{ dag.dag_id }}", RUN_DATE, *parts))
 
 

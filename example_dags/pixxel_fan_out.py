@@ -11,13 +11,13 @@ from airflow.sdk import DAG, Param, task
 from pixxel_example_settings import (
     DEFAULT_ARGS,
     OUTPUT_DIR,
-    RUN_DATE,
     SHORT_WAIT_SECONDS,
     check_area,
+    output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
-    run_ts_nodash,
+    run_date_template,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -127,14 +127,10 @@ with DAG(
 
     @task(pool="default_pool")
     def aoi_requests(
-        fields: list[dict[str, Any]],
-        item_ids: list[list[str]],
-        ts_nodash: str | None = None,
-        dag_run: Any = None,
+        fields: list[dict[str, Any]], item_ids: list[list[str]], run_stamp: str | None = None
     ) -> list[dict]:
-        stamp = run_ts_nodash(ts_nodash, dag_run)
         return [
-            {"name": f"{field['name']}-{stamp}", "geometry": field["geometry"], "item_ids": list(ids)}
+            {"name": f"{field['name']}-{run_stamp}", "geometry": field["geometry"], "item_ids": list(ids)}
             for field, ids in zip(fields, item_ids, strict=True)
         ]
 
@@ -147,7 +143,7 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL_SECONDS,
         timeout=SHORT_WAIT_SECONDS,
-    ).expand_kwargs(aoi_requests(fields, search_images.output))
+    ).expand_kwargs(aoi_requests(fields, search_images.output, run_stamp=run_date_template("ts_nodash")))
 
     @task
     def choose_assets(aoi: dict[str, Any], fields: list[dict[str, Any]], ti: Any = None) -> dict[str, Any]:
@@ -163,7 +159,7 @@ with DAG(
     # [START howto_operator_download_assets]
     download_assets = PixxelDownloadAssetsOperator.partial(
         task_id="download_assets",
-        destination="{{ params.output_dir }}/{{ dag.dag_id }}/" + RUN_DATE,
+        destination=output_path(),
         extract=True,
         deferrable=True,
         poll_interval=POLL_INTERVAL_SECONDS,

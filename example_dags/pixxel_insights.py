@@ -10,14 +10,13 @@ from pixxel_example_settings import (
     DEFAULT_ARGS,
     FIELD_AREA,
     OUTPUT_DIR,
-    RUN_DATE_NODASH,
-    RUN_TS_NODASH,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
+    run_date_template,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -118,7 +117,7 @@ with DAG(
     # [START howto_operator_create_aoi]
     create_aoi = PixxelCreateAOIOperator(
         task_id="create_aoi",
-        name="{{ params.aoi_name }}-" + RUN_TS_NODASH,
+        name="{{ params.aoi_name }}-" + run_date_template("ts_nodash"),
         description="Insight area",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -178,7 +177,7 @@ with DAG(
         aoi_id="{{ ti.xcom_pull(task_ids='create_aoi')['aoi_id'] }}",
         block=block["block"],
         input_values=block["input_values"],
-        name="{{ params.block_name }}-" + RUN_DATE_NODASH,
+        name="{{ params.block_name }}-" + run_date_template("ds_nodash"),
         project_id=workspace["project_id"],
         metadata={"dag_run": "{{ run_id }}"},
         max_cost="{{ params.max_cost }}",

@@ -18,14 +18,13 @@ from pixxel_example_settings import (
     LONG_WAIT_SECONDS,
     OUTPUT_DIR,
     RUN_DATE,
-    RUN_TS_NODASH,
     SHORT_WAIT_SECONDS,
     check_area,
     output_path,
     pick,
     poll_interval_seconds,
     resolve_project,
-    run_date,
+    run_date_template,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -143,12 +142,13 @@ with DAG(
         area: dict[str, Any],
         project_id: str,
         bandset_id: str,
-        ds: str | None = None,
+        run_date: str | None = None,
         params: dict[str, Any] | None = None,
         dag_run: Any = None,
     ) -> list[dict[str, Any]]:
+        assert run_date is not None
         assert params is not None
-        start = datetime.date.fromisoformat(run_date(ds, dag_run)) + datetime.timedelta(
+        start = datetime.date.fromisoformat(run_date) + datetime.timedelta(
             days=params["capture_starts_in_days"]
         )
         end = start + datetime.timedelta(days=params["capture_window_days"])
@@ -172,7 +172,7 @@ with DAG(
     area = validate_aoi()
     workspace = resolve_workspace()
     order_items = build_tasking_order(
-        area["feature_collection"], workspace["project_id"], workspace["bandset_id"]
+        area["feature_collection"], workspace["project_id"], workspace["bandset_id"], run_date=RUN_DATE
     )
 
     # [START howto_operator_create_order]
@@ -245,7 +245,7 @@ with DAG(
     )
     create_preview_aoi = PixxelCreateAOIOperator(
         task_id="create_preview_aoi",
-        name="{{ params.order_name }}-preview-" + RUN_TS_NODASH,
+        name="{{ params.order_name }}-preview-" + run_date_template("ts_nodash"),
         description="Index preview of the tasking order's area from archive imagery",
         satellite_id=workspace["satellite_id"],
         provider="pixxel",
@@ -295,7 +295,7 @@ with DAG(
         png: dict[str, Any],
         png_date: str,
         params: dict[str, Any] | None = None,
-        ds: str | None = None,
+        run_date: str | None = None,
         dag: Any = None,
         dag_run: Any = None,
     ) -> dict[str, Any]:
@@ -316,9 +316,7 @@ with DAG(
                 "statuses": [entry.get("status") for entry in delivered],
             },
         }
-        target = resolve_destination(
-            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
-        )
+        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{run_date}", "summary.json")
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
@@ -331,6 +329,7 @@ with DAG(
         wait_for_deliveries.output,
         render_png.output,
         preview_date,
+        run_date=RUN_DATE,
     )
 
     place_order >> wait_for_order >> find_catalogs >> [download_imagery, deliver]

@@ -14,11 +14,11 @@ from airflow.sdk import DAG, Param, task
 from pixxel_example_settings import (
     DEFAULT_ARGS,
     OUTPUT_DIR,
+    RUN_DATE,
     SHORT_WAIT_SECONDS,
     output_path,
     pick,
     poll_interval_seconds,
-    run_date,
 )
 
 from airflow_provider_pixxel.operators import (
@@ -118,7 +118,7 @@ with DAG(
         job_package: dict[str, Any],
         task_packages: list[dict[str, Any]],
         params: dict[str, Any] | None = None,
-        ds: str | None = None,
+        run_date: str | None = None,
         dag: Any = None,
         dag_run: Any = None,
     ) -> dict[str, Any]:
@@ -136,13 +136,11 @@ with DAG(
                 for entry in task_packages
             ],
         }
-        target = resolve_destination(
-            f"{params['output_dir']}/{dag.dag_id}/{run_date(ds, dag_run)}", "summary.json"
-        )
+        target = resolve_destination(f"{params['output_dir']}/{dag.dag_id}/{run_date}", "summary.json")
         written = write_bytes_atomically(json.dumps(summary, indent=2).encode(), target)
         print(f"Summary written to {written.path}:\n{json.dumps(summary, indent=2)}")
         return summary
 
-    summarize(run_job.output, download_job_package.output, download_task_outputs.output)
+    summarize(run_job.output, download_job_package.output, download_task_outputs.output, run_date=RUN_DATE)
 
     run_job >> download_job_package

@@ -19,6 +19,10 @@ TINY_RUNS = {
     "import": ["--runs", "1", "--modules", "airflow_provider_pixxel.operators.jobs"],
     "pagination": ["--items", "250", "--page-size", "50"],
     "answers": ["--size-mib", "8", "--cap-mib", "2"],
+    "batched_polling": [
+        *("--cases", "one-workflow", "chaos"),
+        *("--scale", "0.02", "--poll-interval", "0.5", "--step-seconds", "0.5"),
+    ],
 }
 
 # Figures each benchmark must report, whatever the machine.
@@ -34,6 +38,12 @@ EXPECTED_FIGURES = {
     "import": ["import airflow.sdk alone", "slowest operator/sensor module", "HttpOperator"],
     "pagination": ["iter_aois over 250 AOIs", "walker peak RSS"],
     "answers": ["with Content-Length", "streamed without a length", "requests.get().json()"],
+    "batched_polling": [
+        "job waits on 1 workflow(s), batched",
+        "job waits on 1 workflow(s), unbatched",
+        "status reads per interval, batched",
+        "every wait ends with its one success event",
+    ],
 }
 
 

@@ -119,7 +119,18 @@ def test_every_example_is_included_from_code_that_runs() -> None:
             f"{page.name} includes {relative}, not an example DAG or test"
         )
         assert marker.startswith("howto_"), f"{relative}: marker {marker} should be named howto_..."
-        ast.parse(region(target, marker))
+        parses_as_python(region(target, marker), f"{relative} [{marker}]")
+
+
+def parses_as_python(code: str, where: str) -> None:
+    """A region is Python: statements, or the entries of a dict literal (a DAG's ``params``)."""
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        try:
+            ast.parse("{\n" + code + "\n}")
+        except SyntaxError as error:
+            raise AssertionError(f"{where} is neither Python statements nor dict entries: {error}") from None
 
 
 PUBLIC_NAMES = sorted({*operators.__all__, *sensors.__all__, *triggers.__all__})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import runpy
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from airflow_provider_pixxel.exceptions import (
     PixxelValidationError,
     api_error_class,
 )
-from tests.example_dags.dag_runner import airflow_db, run_dag
+from tests.example_dags.dag_runner import airflow_db, load_dag_in_own_bundle, run_dag
 
 __all__ = ["airflow_db"]
 
@@ -69,17 +67,9 @@ with DAG("pixxel_bad_input_not_retried", schedule=None, start_date=datetime.date
 def test_a_task_with_bad_input_is_not_retried(
     sim: Any, airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # dag.test() runs only DAGs it finds in a DAG bundle: this DAG gets a bundle of its own.
-    (tmp_path / "bad_input.py").write_text(_BAD_INPUT_DAG)
-    bundle = {
-        "name": "pixxel-test-bad-input",
-        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(tmp_path), "refresh_interval": 0},
-    }
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([bundle]))
-    module = runpy.run_path(str(tmp_path / "bad_input.py"))
+    dag = load_dag_in_own_bundle(_BAD_INPUT_DAG, tmp_path, monkeypatch)
 
-    dag_run = run_dag(module["dag"])
+    dag_run = run_dag(dag)
 
     (ti,) = dag_run.get_task_instances()
     assert str(ti.state) == "failed"

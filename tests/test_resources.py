@@ -6,13 +6,23 @@ import asyncio
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
-from airflow_provider_pixxel.resources import WATCHABLES, observe, read_async, read_sync, watchable
+from airflow_provider_pixxel.resources import (
+    MAX_IDS_QUERY_CHARS,
+    WATCHABLES,
+    id_chunks,
+    observe,
+    read_async,
+    read_many_async,
+    read_sync,
+    watchable,
+)
 from airflow_provider_pixxel.statuses import Phase, Resource
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger
 from tests.task_runner import first_event
@@ -464,3 +474,103 @@ def test_a_trigger_serialized_by_an_earlier_version_still_runs(sim: Any, kind: s
 
     assert trigger.serialize()[1] == serialized
     assert (event["kind"], event["status"]) == (kind, "success")
+
+
+# -- list forms: many resources of one kind and scope read at once ---------------------------------
+
+LISTED_KINDS = sorted(w.kind for w in WATCHABLES.values() if w.list_form is not None)
+
+
+def test_the_kinds_with_a_list_form() -> None:
+    assert LISTED_KINDS == ["insight", "job", "order_item", "visualization"]
+
+
+@pytest.mark.parametrize("kind", LISTED_KINDS)
+def test_a_list_read_observes_what_the_resources_own_read_does(sim: Any, kind: str) -> None:
+    with PixxelHook() as hook:
+        ids = watchable(kind).check_ids(_ids_for(kind, sim, hook))
+    sim.state.clear_records()
+
+    async def read() -> tuple[Any, Any]:
+        async with PixxelAsyncHook() as async_hook:
+            alone = await read_async(async_hook, kind, ids)
+            return alone, await read_many_async(async_hook, kind, [ids, ids])
+
+    alone, listed = asyncio.run(read())
+
+    assert listed == [alone, alone]
+    own_reads = len(sim.state.requests("GET"))
+    # One own read, then the list read (a job list item that is not a failure needs no own read).
+    assert own_reads == 2, [r.path for r in sim.state.requests()]
+
+
+def test_order_items_are_read_with_one_list_call_and_a_missing_one_on_its_own(sim: Any) -> None:
+    with PixxelHook() as hook:
+        watches = [watchable("order_item").check_ids(_ordered_item(sim, hook)) for _ in range(3)]
+    missing = {"order_item_id": "00000000-0000-4000-8000-00000000abcd"}
+    sim.state.clear_records()
+
+    async def read() -> list[Any]:
+        async with PixxelAsyncHook() as async_hook:
+            return await read_many_async(async_hook, "order_item", [*watches, missing])
+
+    results = asyncio.run(read())
+
+    assert [getattr(r, "phase", None) for r in results[:3]] == [Phase.SUCCESS] * 3
+    assert isinstance(results[3], PixxelNotFoundError)
+    listed = sim.state.requests("GET", "/v0/order-items")
+    assert len(listed) == 1
+    assert listed[0].query["limit"] == "4"
+    assert listed[0].query["ids"].split(",") == [w["order_item_id"] for w in watches] + [
+        missing["order_item_id"]
+    ]
+    assert [r.path for r in sim.state.requests("GET", "/v0/order-items/*")] == [
+        f"/v0/order-items/{missing['order_item_id']}"
+    ]
+
+
+def test_a_failed_job_in_the_list_is_confirmed_by_its_own_read(sim: Any) -> None:
+    sim.state.scenarios.fail("job", message="out of memory")
+    with PixxelHook() as hook:
+        ids = watchable("job").check_ids(_job(sim, hook))
+    sim.state.clear_records()
+
+    async def read() -> list[Any]:
+        async with PixxelAsyncHook() as async_hook:
+            return await read_many_async(async_hook, "job", [ids, ids])
+
+    observation, again = asyncio.run(read())
+
+    # The job list carries no tasks: the reason (the failed task) comes from the job's own read.
+    assert observation.phase is Phase.FAILURE
+    assert "atmcorrection" in observation.reason
+    assert again == observation
+    assert len(sim.state.requests("GET", f"/v0/workflows/{ids['workflow_id']}/jobs")) == 1
+    assert len(sim.state.requests("GET", f"/v0/workflows/{ids['workflow_id']}/jobs/{ids['job_id']}")) == 2
+
+
+def test_a_lone_resource_is_read_on_its_own(sim: Any) -> None:
+    with PixxelHook() as hook:
+        ids = watchable("job").check_ids(_job(sim, hook))
+    sim.state.clear_records()
+
+    async def read() -> list[Any]:
+        async with PixxelAsyncHook() as async_hook:
+            return await read_many_async(async_hook, "job", [ids])
+
+    (observation,) = asyncio.run(read())
+
+    assert observation.phase is Phase.SUCCESS
+    assert [r.path for r in sim.state.requests("GET")] == [
+        f"/v0/workflows/{ids['workflow_id']}/jobs/{ids['job_id']}"
+    ]
+
+
+def test_id_chunks_respect_the_page_size_and_the_url_length() -> None:
+    uuids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(250)]
+    assert [len(chunk) for chunk in id_chunks(uuids)] == [100, 100, 50]
+    long_ids = [letter * 1500 for letter in "xy"] + ["é" * 300]  # é is 6 characters URL-encoded
+    chunks = id_chunks(long_ids + long_ids)  # repeats are asked for once
+    assert [len(c) for c in chunks] == [2, 1]
+    for chunk in id_chunks(uuids) + chunks:
+        assert sum(len(quote(key, safe="")) + 3 for key in chunk) <= MAX_IDS_QUERY_CHARS

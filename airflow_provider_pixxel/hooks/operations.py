@@ -1,6 +1,7 @@
 """API operations offered by both hooks, written once.
 
-These are the calls triggers and sensors poll: status reads and the download-package PUTs (which are
+These are the calls triggers and sensors poll: status reads (one resource, or the list forms the
+shared poller of ``triggers/poller.py`` reads many at once with) and the download-package PUTs (which are
 idempotent and double as the status read of a package), plus ``delete_insights``, which a trigger
 calls to stop an insight when its task is killed. Each method only describes its request and
 hands it to ``_call``: :class:`~airflow_provider_pixxel.hooks.pixxel.PixxelHook` sends it and returns
@@ -135,6 +136,24 @@ class PixxelPollingOperations(Generic[ResultT]):
             )
         )
 
+    def list_jobs(
+        self,
+        workflow_id: str,
+        *,
+        id: str | None = None,
+        status: str | None = None,
+        created_by: str | None = None,
+        created_on: str | None = None,
+    ) -> ResultT:
+        """Jobs of a workflow (``GET /v0/workflows/{workflow_id}/jobs``)."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                path("/v0/workflows/{workflow_id}/jobs", workflow_id),
+                params=query(id=id, status=status, created_by=created_by, created_on=created_on),
+            )
+        )
+
     def get_order(self, order_id: str) -> ResultT:
         """An order, whose ``status`` is its payment status (``GET /v0/orders/{id}``)."""
         return self._call(ApiRequest("GET", path("/v0/orders/{id}", order_id), expect="object"))
@@ -142,6 +161,42 @@ class PixxelPollingOperations(Generic[ResultT]):
     def get_order_item(self, order_item_id: str) -> ResultT:
         """An order item with its fulfilment ``status`` and ``tasks`` (``GET /v0/order-items/{id}``)."""
         return self._call(ApiRequest("GET", path("/v0/order-items/{id}", order_item_id), expect="object"))
+
+    def list_order_items(
+        self,
+        *,
+        user_id: str | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        order_ids: str | Sequence[str] | None = None,
+        created_by: str | None = None,
+        created_at: str | None = None,
+        project_ids: str | Sequence[str] | None = None,
+        ids: str | Sequence[str] | None = None,
+        area: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> ResultT:
+        """One page of order items (``GET /v0/order-items``); list filters are sent comma-joined."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                "/v0/order-items",
+                params=query(
+                    user_id=user_id,
+                    type=type,
+                    status=status,
+                    order_ids=order_ids,
+                    created_by=created_by,
+                    created_at=created_at,
+                    project_ids=project_ids,
+                    ids=ids,
+                    area=area,
+                    limit=limit,
+                    offset=offset,
+                ),
+            )
+        )
 
     def search_catalogs(
         self,

@@ -666,24 +666,6 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         """The token cost of running a workflow once (``GET /v0/workflows/{workflow_id}/estimate``)."""
         return self._call(ApiRequest("GET", path("/v0/workflows/{workflow_id}/estimate", workflow_id)))
 
-    def list_jobs(
-        self,
-        workflow_id: str,
-        *,
-        id: str | None = None,
-        status: str | None = None,
-        created_by: str | None = None,
-        created_on: str | None = None,
-    ) -> JSON:
-        """Jobs of a workflow (``GET /v0/workflows/{workflow_id}/jobs``)."""
-        return self._call(
-            ApiRequest(
-                "GET",
-                path("/v0/workflows/{workflow_id}/jobs", workflow_id),
-                params=query(id=id, status=status, created_by=created_by, created_on=created_on),
-            )
-        )
-
     def create_job(self, workflow_id: str, *, project_id: str | None = None) -> JSON:
         """Run a workflow (``POST /v0/workflows/{workflow_id}/jobs``); ``project_id`` defaults to the connection's."""  # noqa: E501
         return self._call(
@@ -721,42 +703,6 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 "/v0/orders",
                 json=body(dry_run=dry_run, order_items=_json(items)),
                 creates=None if dry_run else "an order (look for it with list_orders())",
-            )
-        )
-
-    def list_order_items(
-        self,
-        *,
-        user_id: str | None = None,
-        type: str | None = None,
-        status: str | None = None,
-        order_ids: str | Sequence[str] | None = None,
-        created_by: str | None = None,
-        created_at: str | None = None,
-        project_ids: str | Sequence[str] | None = None,
-        ids: str | Sequence[str] | None = None,
-        area: str | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-    ) -> JSON:
-        """One page of order items (``GET /v0/order-items``); list filters are sent comma-joined."""
-        return self._call(
-            ApiRequest(
-                "GET",
-                "/v0/order-items",
-                params=query(
-                    user_id=user_id,
-                    type=type,
-                    status=status,
-                    order_ids=order_ids,
-                    created_by=created_by,
-                    created_at=created_at,
-                    project_ids=project_ids,
-                    ids=ids,
-                    area=area,
-                    limit=limit,
-                    offset=offset,
-                ),
             )
         )
 

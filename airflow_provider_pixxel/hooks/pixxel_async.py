@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -52,6 +54,8 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
     :param retry_policy: overrides the retry policy built from the connection's ``max_retries``.
     :param sleep: the coroutine function waited on between retries (tests pass a fake one).
     :param transport: an httpx transport to send through instead of the network (tests).
+    :param max_in_flight: the most requests this hook has on the wire at once (each attempt holds a
+        slot; retry waits do not). None: no bound beyond httpx's pool.
     """
 
     conn_name_attr = "pixxel_conn_id"
@@ -66,6 +70,7 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         super().__init__()
         self.pixxel_conn_id = pixxel_conn_id
@@ -75,6 +80,7 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
         self._settings: PixxelConnectionSettings | None = None
         self._settings_lock = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(pixxel_conn_id={self.pixxel_conn_id!r})"
@@ -138,6 +144,14 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
     async def _send_once(
         self, client: httpx.AsyncClient, settings: PixxelConnectionSettings, request: ApiRequest
     ) -> Any:
+        if self._slots is not None:
+            async with self._slots:
+                return await self._send_unbounded(client, settings, request)
+        return await self._send_unbounded(client, settings, request)
+
+    async def _send_unbounded(
+        self, client: httpx.AsyncClient, settings: PixxelConnectionSettings, request: ApiRequest
+    ) -> Any:
         url = settings.base_url + request.path
         self.log.debug("Pixxel API %s %s", request.method, request.path)
         try:
@@ -186,6 +200,83 @@ class PixxelAsyncHook(PixxelPollingOperations[Awaitable[Any]], BaseHook):
                 if not answer.add(chunk):
                     break
         return answer, response
+
+
+#: Requests one shared client has on the wire at once. Two keep-alive connections carry a triggerer's
+#: list reads (each covers up to a hundred waits) without opening a connection, and a TLS handshake,
+#: per trigger; waits read one by one queue for them instead of flooding the API.
+SHARED_MAX_IN_FLIGHT = 2
+
+
+@dataclass
+class _SharedHook:
+    hook: PixxelAsyncHook
+    users: int = 0
+    opened: asyncio.Lock = field(default_factory=asyncio.Lock)
+    open: bool = False
+
+
+# One entry per event loop (the triggerer runs every trigger in one; ``asyncio.run`` makes a new one
+# per inline wait): a loop that is gone takes its entries with it.
+_SHARED_HOOKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedHook]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class SharedAsyncHook:
+    """The hook (and so the one ``httpx`` client and connection pool) every user of ``pixxel_conn_id``
+    shares in the running event loop; closed when the last user leaves, cancelled ones included.
+
+    Retries, ``Retry-After`` and the answer checks are the hook's own, unchanged; at most
+    :data:`SHARED_MAX_IN_FLIGHT` requests are on the wire at once. A class rather than an async
+    generator: when ``asyncio.run`` finalizes a trigger's abandoned generator, it would also finalize
+    nested generator context managers on their own, out of order.
+    """
+
+    def __init__(self, pixxel_conn_id: str) -> None:
+        self.pixxel_conn_id = pixxel_conn_id
+        self._hooks: dict[str, _SharedHook] = {}
+        self._entry: _SharedHook | None = None
+
+    async def __aenter__(self) -> PixxelAsyncHook:
+        hooks = self._hooks = _SHARED_HOOKS.setdefault(asyncio.get_running_loop(), {})
+        entry = hooks.get(self.pixxel_conn_id)
+        if entry is None:
+            entry = hooks[self.pixxel_conn_id] = _SharedHook(
+                PixxelAsyncHook(self.pixxel_conn_id, max_in_flight=SHARED_MAX_IN_FLIGHT)
+            )
+        entry.users += 1
+        self._entry = entry
+        try:
+            if not entry.open:
+                async with entry.opened:
+                    if not entry.open:
+                        await entry.hook.__aenter__()
+                        entry.open = True
+        except BaseException:
+            await self._leave()
+            raise
+        return entry.hook
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        entry, self._entry = self._entry, None
+        if entry is None:
+            return
+        entry.users -= 1
+        if entry.users == 0:
+            # Out of the registry before the await: a new user meanwhile opens a client of its own.
+            if self._hooks.get(self.pixxel_conn_id) is entry:
+                del self._hooks[self.pixxel_conn_id]
+            await entry.hook.aclose()
+
+
+def shared_hook_users(loop: asyncio.AbstractEventLoop, pixxel_conn_id: str) -> int:
+    """How many users hold the shared hook of ``pixxel_conn_id`` in ``loop`` (0: none is open)."""
+    entry = _SHARED_HOOKS.get(loop, {}).get(pixxel_conn_id)
+    return entry.users if entry else 0
 
 
 @functools.cache

@@ -164,6 +164,21 @@ def _positive_number(
     return value
 
 
+def _flag(extras: Mapping[str, Any], name: str, default: bool, conn_id: str) -> bool:
+    """A true/false extra (``default`` when absent); the UI may store it as the text "true"/"false"."""
+    raw = _extra(extras, name)
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise PixxelConfigError(f"Connection {conn_id!r}: extra {name!r} must be true or false; got {raw!r}")
+
+
 @dataclass(frozen=True)
 class PixxelConnectionSettings:
     """Everything a hook needs from an Airflow ``pixxel`` connection."""
@@ -182,6 +197,9 @@ class PixxelConnectionSettings:
     #: by ``hooks.spend.check_budget``, before any purchase request).
     budget_tokens: Any = None
     budget_period: Any = None
+    #: Deferred waits on this connection share one poller per kind and scope in a triggerer (list
+    #: reads instead of one read per wait); ``false`` gives every wait its own client and reads.
+    batch_polling: bool = True
 
     @classmethod
     def from_connection(cls, conn: Any) -> PixxelConnectionSettings:
@@ -239,6 +257,7 @@ class PixxelConnectionSettings:
             max_response_bytes=int(max_response_mib * 1024 * 1024),
             budget_tokens=_extra(extras, "budget_tokens"),
             budget_period=_extra(extras, "budget_period"),
+            batch_polling=_flag(extras, "batch_polling", True, conn_id),
         )
 
     @staticmethod

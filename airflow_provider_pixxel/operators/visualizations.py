@@ -19,7 +19,9 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.sdk import AirflowSkipException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelError, PixxelValidationError
 from airflow_provider_pixxel.links import PixxelAuroraVisualizationLink
@@ -32,7 +34,7 @@ from airflow_provider_pixxel.utils.arguments import (
     require_text_list,
     whole_number,
 )
-from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
+from airflow_provider_pixxel.utils.dates import DateLike, parse_date, visualization_date
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_pixxel.hooks.download import Destination
+    from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 else:
     # Needed to check a generated SLD, not while a DAG file is parsed (see utils/lazy_import.py).
     ElementTree = lazy_import("xml.etree.ElementTree")
@@ -441,6 +444,114 @@ class PixxelUpdateVisualizationMetadataOperator(PixxelBaseOperator):
         return {**summary, "dates": dates, "action": "update"}
 
 
+# -- which image date to render ------------------------------------------------------------------------
+
+DATE_POLICIES = ("exact", "on_or_before")
+_NO_AGE_LIMIT_TEXT = ("", "none", "null")
+
+
+def visualization_image_dates(hook: PixxelHook, aoi_id: str, visualization_id: str) -> list[datetime.date]:
+    """The dates a visualization has an image for, oldest first, from the AOI's asset list.
+
+    A visualization is listed among its AOI's assets (``GET /v0/aois/{aoi_id}/assets``) as one asset of
+    type ``visualization`` per image date, carrying its ``visualization_id``. Those dates, rather than
+    the AOI's mosaics, are the ones it can render: it may have been computed from some of the AOI's
+    assets only (``src_asset_ids``). Assets whose computation failed are left out.
+
+    :raises PixxelError: when the AOI lists no image of that visualization at all (a wrong id, or a
+        visualization computed on another AOI): there is nothing to choose from on any date.
+    """
+    dates: set[datetime.date] = set()
+    for asset in hook.iter_assets(aoi_id):
+        if (
+            asset.get("asset_type") != "visualization"
+            or str(asset.get("visualization_id")) != visualization_id
+        ):
+            continue
+        if asset.get("status") == "failed" or not asset.get("date"):
+            continue
+        dates.add(
+            parse_date(asset["date"], field=f"the date of asset {asset.get('id')} (as the API listed it)")
+        )
+    if not dates:
+        raise PixxelError(
+            f"AOI {aoi_id} lists no image of visualization {visualization_id} among its assets; check that "
+            "the visualization belongs to this AOI and has finished (PixxelVisualizationSensor)"
+        )
+    return sorted(dates)
+
+
+def _date_policy(value: Any) -> str:
+    policy = require_text("date_policy", value).lower()
+    if policy not in DATE_POLICIES:
+        raise PixxelConfigError(f"date_policy must be one of {', '.join(DATE_POLICIES)}; got {value!r}")
+    return policy
+
+
+def _max_image_age_days(value: Any) -> int | None:
+    # A template rendering a null param gives the text "None": that means no limit too.
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NO_AGE_LIMIT_TEXT):
+        return None
+    return whole_number("max_image_age_days", value, low=0)
+
+
+class _DatePolicyMixin:
+    """``date_policy`` and ``max_image_age_days``: which image date renders a date that has none."""
+
+    date_policy: str
+    max_image_age_days: int | str | None
+
+    def _check_date_policy(self) -> tuple[str, int | None]:
+        """The policy and age limit, checked; raises :class:`PixxelConfigError` before any request."""
+        policy = _date_policy(self.date_policy)
+        max_age = _max_image_age_days(self.max_image_age_days)
+        if policy == "exact" and max_age is not None:
+            raise PixxelConfigError(
+                "max_image_age_days applies to date_policy='on_or_before' only; set that policy or drop "
+                "max_image_age_days"
+            )
+        return policy, max_age
+
+    def image_dates_for(
+        self,
+        hook: PixxelHook,
+        aoi_id: str,
+        visualization_id: str,
+        wanted: Sequence[datetime.date],
+        max_age: int | None,
+    ) -> dict[datetime.date, datetime.date | str]:
+        """For each wanted date, the newest image date on or before it, or why there is none (a text).
+
+        One listing of the AOI's assets serves every date.
+        """
+        images = visualization_image_dates(hook, aoi_id, visualization_id)
+        chosen: dict[datetime.date, datetime.date | str] = {}
+        for day in wanted:
+            earlier = [image for image in images if image <= day]
+            if not earlier:
+                chosen[day] = (
+                    f"visualization {visualization_id} has no image on or before {day.isoformat()}: its "
+                    f"first is {images[0].isoformat()}"
+                )
+                continue
+            newest = earlier[-1]
+            age = (day - newest).days
+            if max_age is not None and age > max_age:
+                chosen[day] = (
+                    f"the newest image of visualization {visualization_id} on or before {day.isoformat()} "
+                    f"is {newest.isoformat()}, {age} days earlier, more than max_image_age_days={max_age}"
+                )
+                continue
+            chosen[day] = newest
+        return chosen
+
+
+def _skip(reasons: Sequence[str]) -> NoReturn:
+    # A skip, not a failure: a day without a recent enough capture has nothing to render, which is
+    # normal (satellites do not pass every day) and must not fail a backfill.
+    raise AirflowSkipException(f"Nothing to render: {'; '.join(reasons)}")
+
+
 # -- PNG -----------------------------------------------------------------------------------------------
 
 
@@ -474,13 +585,22 @@ def png_dimensions(content: bytes) -> tuple[int, int]:
     return width, height
 
 
-class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
+class PixxelGenerateIndexPngOperator(_DatePolicyMixin, PixxelBaseOperator):
     """Render one date of a visualization as a PNG (with legend) and write it to a file.
 
     The answer is checked to be a complete PNG before anything is written; the file is replaced
-    atomically, so re-running a day overwrites it whole. ``destination`` is a file path or URL, or a
-    directory (an existing one, or any path ending in ``/``) in which the file is named
-    ``<visualization_id>_<YYYY_MM_DD>_<mode>.png``. Returns ``{"path", "size", "sha256"}``.
+    atomically, so re-running a day overwrites it whole, and its SHA-256 is written beside it to
+    ``<file>.sha256`` (``sha256sum`` format), as for downloads. ``destination`` is a file path or URL,
+    or a directory (an existing one, or any path ending in ``/``) in which the file is named
+    ``<visualization_id>_<YYYY_MM_DD>_<mode>.png`` after the image date rendered. Returns
+    ``{"path", "size", "sha256", "image_date"}``, ``image_date`` (``YYYY-MM-DD``) being the date of
+    the image actually rendered.
+
+    Satellites do not pass every day, so most dates have no image of their own. With
+    ``date_policy="on_or_before"`` the newest image date of the visualization on or before ``date``
+    is rendered; when there is none, or it is more than ``max_image_age_days`` older than ``date``,
+    the task is **skipped** (``AirflowSkipException`` naming the date asked for and the newest image
+    found), never failed.
 
     :param aoi_id: the AOI.
     :param visualization_id: the visualization.
@@ -488,6 +608,10 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
     :param date: the date to render: ``{{ ds }}``, ``YYYY_MM_DD``, an ISO date-time or a date object.
     :param visualization_mode: ``dynamic`` (default) or ``theoretical`` legend.
     :param destination: local path, ``ObjectStoragePath`` or URL such as ``s3://bucket/ndvi/{{ ds }}.png``.
+    :param date_policy: ``exact`` (default: ``date`` itself, which the API refuses if it has no image)
+        or ``on_or_before`` (the newest image date on or before ``date``).
+    :param max_image_age_days: with ``on_or_before``, skip when the newest such image is older than
+        this many days (``None``, the default: any age).
 
     Example::
 
@@ -497,6 +621,8 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
             visualization_id=VISUALIZATION_ID,
             index_id=NDVI_INDEX_ID,
             date="{{ ds }}",
+            date_policy="on_or_before",
+            max_image_age_days=7,
             destination="/data/ndvi/{{ ds }}.png",
         )
     """
@@ -509,6 +635,7 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
         "date",
         "visualization_mode",
         "destination",
+        "max_image_age_days",
     )
 
     def __init__(
@@ -520,6 +647,8 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
         date: DateLike,
         destination: Destination,
         visualization_mode: str = "dynamic",
+        date_policy: str = "exact",
+        max_image_age_days: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -529,12 +658,12 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
         self.date = date
         self.visualization_mode = visualization_mode
         self.destination = destination
+        self.date_policy = _date_policy(date_policy)
+        self.max_image_age_days = max_image_age_days
 
     def target(self, visualization_id: str, day: str, mode: str) -> Destination:
         from airflow_provider_pixxel.hooks.download import resolve_destination
 
-        if self.destination in (None, ""):
-            raise PixxelConfigError("destination must name a file or directory for the PNG")
         if _is_directory(self.destination):
             return resolve_destination(self.destination, f"{visualization_id}_{day}_{mode}.png")
         return self.destination
@@ -545,8 +674,25 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
         aoi_id = require_text("aoi_id", self.aoi_id)
         visualization_id = require_text("visualization_id", self.visualization_id)
         index_id = require_text("index_id", self.index_id)
-        day = visualization_date(self.date, field="date")
+        asked = parse_date(self.date, field="date")
         mode = _mode("visualization_mode", self.visualization_mode)
+        # Checked before the asset listing, so a bad destination fails before any request.
+        if self.destination in (None, ""):
+            raise PixxelConfigError("destination must name a file or directory for the PNG")
+        policy, max_age = self._check_date_policy()
+        image_date = asked
+        if policy == "on_or_before":
+            chosen = self.image_dates_for(self.hook, aoi_id, visualization_id, [asked], max_age)[asked]
+            if isinstance(chosen, str):
+                _skip([chosen])
+            image_date = chosen
+            if image_date != asked:
+                self.log.info(
+                    "%s has no image of its own; rendering the newest earlier one, %s",
+                    asked.isoformat(),
+                    image_date.isoformat(),
+                )
+        day = visualization_date(image_date, field="date")
         target = self.target(visualization_id, day, mode)
         content = self.hook.generate_index_png(
             aoi_id, visualization_id, index_id=index_id, date=day, visualization_mode=mode
@@ -564,7 +710,12 @@ class PixxelGenerateIndexPngOperator(PixxelBaseOperator):
             written.sha256,
             written.path,
         )
-        return {"path": written.path, "size": written.size, "sha256": written.sha256}
+        return {
+            "path": written.path,
+            "size": written.size,
+            "sha256": written.sha256,
+            "image_date": image_date.isoformat(),
+        }
 
 
 # -- SLD -----------------------------------------------------------------------------------------------
@@ -587,20 +738,29 @@ def check_sld(text: Any, where: str) -> bytes:
     return data
 
 
-class PixxelGenerateSldOperator(PixxelBaseOperator):
+class PixxelGenerateSldOperator(_DatePolicyMixin, PixxelBaseOperator):
     """Write a visualization's GeoServer SLD styles: one ``.sld`` file per mode and date.
 
     ``destination`` is either a directory (local, ``ObjectStoragePath`` or URL), in which the files
     are named ``<visualization_id>_<mode>_<YYYY_MM_DD>.sld``, or a path template using
-    ``{mode}``, ``{date}``, ``{visualization_id}`` and ``{aoi_id}``. Each SLD is checked to be
-    well-formed XML and written atomically. Returns the manifest:
-    ``{"aoi_id", "visualization_id", "files": [{"mode", "date", "path", "size", "sha256"}]}``.
+    ``{mode}``, ``{date}``, ``{visualization_id}`` and ``{aoi_id}``; the date is that of the image
+    styled. Each SLD is checked to be well-formed XML and written atomically, with its SHA-256 in
+    ``<file>.sha256`` beside it. Returns the manifest: ``{"aoi_id", "visualization_id", "image_dates",
+    "files": [{"mode", "date", "path", "size", "sha256"}]}``, where ``image_dates`` maps each date
+    asked for (``YYYY-MM-DD``) to the image date styled for it (``None``: left out, see below).
+
+    ``date_policy`` and ``max_image_age_days`` work as in :class:`PixxelGenerateIndexPngOperator`, for
+    each date: with ``on_or_before`` a date with no image recent enough is left out (a warning says
+    why), and the task is **skipped** when that leaves none.
 
     :param aoi_id: the AOI.
     :param visualization_id: the visualization.
     :param dates: dates to style (``{{ ds }}``, ``YYYY_MM_DD`` or date objects; one or a list).
     :param visualization_modes: ``["dynamic"]``, ``["theoretical"]`` or both (default).
     :param destination: directory or path template.
+    :param date_policy: ``exact`` (default) or ``on_or_before``.
+    :param max_image_age_days: with ``on_or_before``, the oldest image accepted, in days before the
+        date asked for (``None``, the default: any age).
 
     Example::
 
@@ -609,6 +769,7 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
             aoi_id=AOI_ID,
             visualization_id=VISUALIZATION_ID,
             dates=["{{ ds }}"],
+            date_policy="on_or_before",
             visualization_modes=["dynamic"],
             destination="s3://styles/ndvi/{mode}/{date}.sld",
         )
@@ -621,6 +782,7 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
         "dates",
         "visualization_modes",
         "destination",
+        "max_image_age_days",
     )
     template_fields_renderers = {"dates": "json", "visualization_modes": "json"}
 
@@ -632,6 +794,8 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
         dates: Sequence[DateLike] | DateLike,
         destination: Destination,
         visualization_modes: Sequence[str] | None = None,
+        date_policy: str = "exact",
+        max_image_age_days: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -640,6 +804,8 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
         self.dates = dates
         self.visualization_modes = visualization_modes
         self.destination = destination
+        self.date_policy = _date_policy(date_policy)
+        self.max_image_age_days = max_image_age_days
 
     def targets(
         self, aoi_id: str, visualization_id: str, modes: list[str], dates: list[str]
@@ -698,7 +864,24 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
                 )
             )
         )
+        # Checked with the dates asked for before any request; built again below for the image dates.
         targets = self.targets(aoi_id, visualization_id, modes, dates)
+        policy, max_age = self._check_date_policy()
+        asked = [parse_date(day, field="dates") for day in dates]
+        image_dates: dict[str, str | None] = {day.isoformat(): day.isoformat() for day in asked}
+        if policy == "on_or_before":
+            chosen = self.image_dates_for(self.hook, aoi_id, visualization_id, asked, max_age)
+            reasons = [reason for reason in chosen.values() if isinstance(reason, str)]
+            if len(reasons) == len(chosen):
+                _skip(reasons)
+            for reason in reasons:
+                self.log.warning("Leaving a date out: %s", reason)
+            image_dates = {
+                day.isoformat(): None if isinstance(image, str) else image.isoformat()
+                for day, image in chosen.items()
+            }
+            dates = list(dict.fromkeys(visualization_date(image) for image in image_dates.values() if image))
+            targets = self.targets(aoi_id, visualization_id, modes, dates)
         answer = self.hook.generate_visualization_sld(
             aoi_id, visualization_id, dates=dates, visualization_modes=modes
         )
@@ -724,4 +907,9 @@ class PixxelGenerateSldOperator(PixxelBaseOperator):
                     "sha256": written.sha256,
                 }
             )
-        return {"aoi_id": aoi_id, "visualization_id": visualization_id, "files": files}
+        return {
+            "aoi_id": aoi_id,
+            "visualization_id": visualization_id,
+            "image_dates": image_dates,
+            "files": files,
+        }

@@ -11,6 +11,8 @@ Pixxel error envelope; unknown paths and methods get the envelope too.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,8 +45,14 @@ _ROUTE_MODULES = (
 )
 
 
+#: Per-request figures (``SimulatorState.request_stats``) for benchmarks, whose simulator runs in a
+#: process of its own; ``?since=<epoch seconds>`` keeps the later ones. Not an API operation: never
+#: recorded, never faulted, no key needed (it lists methods and paths, no query strings or bodies).
+STATS_PATH = "/_simulator/requests"
+
+
 class RecordingMiddleware:
-    """Records method, path, query, final status, time and JSON body of every HTTP request."""
+    """Records method, path, query, final status, time, client and JSON body of every HTTP request."""
 
     def __init__(self, app: Any, state: SimulatorState) -> None:
         self.app = app
@@ -59,8 +67,18 @@ class RecordingMiddleware:
             if pair:
                 name, _, value = pair.partition("=")
                 query[_unquote(name)] = _unquote(value)
+        if scope["path"] == STATS_PATH:
+            await self._send_stats(query, send)
+            return
+        client = scope.get("client")
         record = RecordedRequest(
-            method=scope["method"], path=scope["path"], query=query, status=None, time=self.state.now()
+            method=scope["method"],
+            path=scope["path"],
+            query=query,
+            status=None,
+            time=self.state.now(),
+            client=f"{client[0]}:{client[1]}" if client else None,
+            received_at=time.time(),
         )
         # Recorded before the app runs: a reset or a cut answer (faults) must not make a request
         # that reached the server look unsent to a test checking right after the client saw it fail.
@@ -76,6 +94,21 @@ class RecordingMiddleware:
             await self.app(scope, receive, send_and_note)
         finally:
             record.body = scope.get(RECORDED_BODY_KEY)
+
+    async def _send_stats(self, query: dict[str, str], send: Any) -> None:
+        try:
+            since = float(query.get("since") or 0.0)
+        except ValueError:
+            since = -1.0
+        if not since >= 0:  # also refuses nan
+            problem = SimulatorError(400, "since: a number of epoch seconds, 0 or more")
+            status, answer = 400, problem.envelope()
+        else:
+            status, answer = 200, self.state.request_stats(since)
+        content = json.dumps(answer).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
 
 def _unquote(text: str) -> str:
@@ -163,4 +196,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["RecordingMiddleware", "create_app"]
+__all__ = ["STATS_PATH", "RecordingMiddleware", "create_app"]

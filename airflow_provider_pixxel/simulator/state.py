@@ -242,6 +242,10 @@ class RecordedRequest:
     status: int | None
     time: float
     body: Any = None
+    #: The client's ``host:port``: one per TCP connection, so distinct values count connections.
+    client: str | None = None
+    #: Wall-clock arrival (``time.time()``), comparable across processes whatever the state's clock.
+    received_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -490,6 +494,18 @@ class SimulatorState:
         if path:
             found = [r for r in found if fnmatch.fnmatchcase(r.path, path)]
         return found
+
+    def request_stats(self, since: float = 0.0) -> dict[str, Any]:
+        """Per-request figures for load measurements (the ``GET /_simulator/requests`` answer):
+        every request received at or after ``since`` (wall clock) as ``[received_at, method, path,
+        status, client]``, and how many TCP connections (distinct client ``host:port``) sent them."""
+        with self.lock:
+            found = [r for r in self._requests if r.received_at >= since]
+        return {
+            "count": len(found),
+            "connections": len({r.client for r in found if r.client}),
+            "requests": [[r.received_at, r.method, r.path, r.status, r.client] for r in found],
+        }
 
     def created(self, kind: str | None = None) -> list[CreatedResource]:
         """Resources created through the API, optionally of one kind (``"order"``, ``"job"``, ...)."""

@@ -3,7 +3,10 @@
 :class:`PixxelStatusTrigger` runs in the triggerer for deferrable operators and sensors, and inline
 (:func:`wait_inline`) for non-deferrable operators, so every wait behaves the same way:
 
-* one HTTP client per run; each poll goes through the async hook's retry policy;
+* one shared poller per connection, kind and scope in an event loop (:mod:`.poller`): due waits are
+  read together with the API's list calls over one HTTP client; a connection with the extra
+  ``batch_polling: false`` gives each wait its own client and reads instead. Either way each poll goes
+  through the async hook's retry policy;
 * a wall-clock deadline (``time.time()``), with one last poll at the deadline before a timeout is
   declared;
 * a sleep between polls on every path, errors included (a 500 never turns into a busy loop);
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -29,15 +32,13 @@ from airflow_provider_pixxel.exceptions import (
     PixxelValidationError,
 )
 from airflow_provider_pixxel.hooks.pagination import unexpected_answer
-from airflow_provider_pixxel.resources import Observation, read_async, watchable
+from airflow_provider_pixxel.resources import SHAPE_ERRORS, Observation, read_async, watchable
 from airflow_provider_pixxel.statuses import Phase
 
 EVENT_STATUSES = frozenset({"success", "partial", "failure", "timeout", "error"})
 
 # Errors no amount of polling fixes: report them at once instead of polling until the deadline.
 _FATAL_ERRORS = (PixxelAuthError, PixxelNotFoundError, PixxelValidationError, PixxelConfigError)
-# What reading a status answer of the wrong shape raises (a list where an object is documented...).
-_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 
 def _wrong_shape(description: str, error: Exception) -> PixxelApiError:
@@ -45,6 +46,90 @@ def _wrong_shape(description: str, error: Exception) -> PixxelApiError:
         f"the answer for {description} is not shaped as the API documents it "
         f"({type(error).__name__}: {str(error)[:200]})"
     )
+
+
+class _Reader(Protocol):
+    """How one wait polls: its own reads (:class:`_OwnReads`) or a shared poller (:class:`_SharedReads`)."""
+
+    @property
+    def final(self) -> bool:
+        """Whether the last read was at or after the deadline (the wait's last poll)."""
+
+    async def read(self) -> Observation: ...
+
+    async def pause(self) -> None: ...
+
+
+class _OwnReads:
+    """One client and one read per poll for this wait alone (``batch_polling: false``)."""
+
+    def __init__(self, hook: Any, trigger: PixxelStatusTrigger) -> None:
+        self.hook = hook
+        self.trigger = trigger
+        self.final = False
+
+    async def read(self) -> Observation:
+        self.final = time.time() >= self.trigger.deadline
+        return await read_async(self.hook, self.trigger.kind, self.trigger.ids)
+
+    async def pause(self) -> None:
+        trigger = self.trigger
+        await asyncio.sleep(max(0.0, min(trigger.poll_interval, trigger.deadline - time.time())))
+
+
+class _SharedReads:
+    """Polls served by the loop's shared poller for this connection, kind and scope."""
+
+    def __init__(self, poller: Any, member: Any) -> None:
+        self.poller = poller
+        self.member = member
+
+    @property
+    def final(self) -> bool:
+        return bool(self.member.final)
+
+    async def read(self) -> Observation:
+        observation: Observation = await self.poller.observe(self.member)
+        return observation
+
+    async def pause(self) -> None:
+        # The wait itself happens in the next read(), in the round this member is next due in.
+        self.member.schedule_next()
+
+
+class _ReaderContext:
+    """The shared poller of this loop, connection, kind and scope; or reads of the wait's own when
+    the connection says ``batch_polling: false``. A class rather than an async generator (see
+    :class:`~airflow_provider_pixxel.hooks.pixxel_async.SharedAsyncHook`)."""
+
+    def __init__(self, trigger: PixxelStatusTrigger) -> None:
+        self.trigger = trigger
+        self._inner: Any = None
+
+    async def __aenter__(self) -> _Reader:
+        # Imported here: DAG files import this module (through operators) and never need httpx.
+        from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
+        from airflow_provider_pixxel.triggers.poller import PollerMembership
+
+        trigger = self.trigger
+        hook = PixxelAsyncHook(trigger.pixxel_conn_id)
+        if not (await hook.get_settings()).batch_polling:
+            self._inner = hook
+            return _OwnReads(await hook.__aenter__(), trigger)
+        self._inner = PollerMembership(
+            trigger.pixxel_conn_id,
+            trigger.kind,
+            trigger.ids,
+            interval=trigger.poll_interval,
+            deadline=trigger.deadline,
+        )
+        poller, member = await self._inner.__aenter__()
+        return _SharedReads(poller, member)
+
+    async def __aexit__(self, *exc: object) -> None:
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            await inner.__aexit__(*exc)
 
 
 class PixxelStatusTrigger(BaseTrigger):
@@ -102,18 +187,14 @@ class PixxelStatusTrigger(BaseTrigger):
         description = spec.describe(self.ids)
         last: Observation | None = None
         last_error: PixxelError | None = None
-        # Imported here: DAG files import this module (through operators) and never need httpx.
-        from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
-
-        async with PixxelAsyncHook(self.pixxel_conn_id) as hook:
+        async with self._reader() as reader:
             while True:
-                final_poll = time.time() >= self.deadline
                 try:
-                    observation = await read_async(hook, self.kind, self.ids)
+                    observation = await reader.read()
                 except _FATAL_ERRORS as error:
                     yield self._event("error", message=str(error))
                     return
-                except (PixxelError, *_SHAPE_ERRORS) as error:
+                except (PixxelError, *SHAPE_ERRORS) as error:
                     # Already retried by the hook: log, sleep and poll again until the deadline. An
                     # answer of the wrong shape is treated the same: the next one may be right.
                     last_error = error if isinstance(error, PixxelError) else _wrong_shape(description, error)
@@ -129,7 +210,7 @@ class PixxelStatusTrigger(BaseTrigger):
                     if observation.phase.terminal:
                         yield self._event(observation.phase.value, **observation.as_event())
                         return
-                if final_poll:
+                if reader.final:
                     seen = f"; the last poll failed: {last_error}" if last_error is not None else ""
                     yield self._event(
                         "timeout",
@@ -138,7 +219,10 @@ class PixxelStatusTrigger(BaseTrigger):
                         **(last.as_event() if last else {}),
                     )
                     return
-                await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+                await reader.pause()
+
+    def _reader(self) -> _ReaderContext:
+        return _ReaderContext(self)
 
     def _log_change(self, description: str, observation: Observation) -> None:
         progress = "" if observation.progress is None else f" ({observation.progress:g}%)"

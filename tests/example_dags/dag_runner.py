@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +50,32 @@ def load_dag(file_name: str, dag_id: str | None = None) -> Any:
         dags = [d for d in dags if d.dag_id == dag_id]
     assert len(dags) == 1, f"expected one DAG in {file_name}, found {[d.dag_id for d in dags]}"
     return dags[0]
+
+
+def load_dag_in_own_bundle(source: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A DAG written by a test (``source``) in a DAG bundle of its own, the only one ``dag.test()`` sees.
+
+    ``dag.test()`` runs a DAG only once it has found it in a configured bundle, so a test's own DAG
+    cannot just be defined in the test: it is written to ``folder/dag.py`` and the bundle points there.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "dag.py"
+    path.write_text(source)
+    bundle = {
+        "name": f"pixxel-test-{folder.name}",
+        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(folder), "refresh_interval": 0},
+    }
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([bundle]))
+    dags = [value for value in runpy.run_path(str(path)).values() if isinstance(value, _dag_class())]
+    assert len(dags) == 1, f"expected one DAG in the test's source, found {len(dags)}"
+    return dags[0]
+
+
+def _dag_class() -> type:
+    from airflow.sdk import DAG
+
+    return DAG
 
 
 def run_dag(dag: Any, **kwargs: Any) -> Any:

@@ -2,7 +2,9 @@
 
 ``airflow backfill create`` needs a running scheduler to execute its runs, so the per-day behaviour a
 backfill relies on is tested here with ``dag.test(logical_date=...)``: each day its own partition, a
-day without an image of its own, and a re-run day overwritten atomically.
+day without an image of its own, and a re-run day overwritten atomically. A manual run without a
+logical date (``dag.test(logical_date=None)``, as ``airflow dags trigger`` without ``--logical-date``)
+renders for the date it runs.
 """
 
 from __future__ import annotations
@@ -55,13 +57,21 @@ def served_png_sha256(sim: Any, image_date: str) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def assert_sidecar_matches(path: Path) -> None:
+    """``<file>.sha256`` (``sha256sum`` format) names the file and holds the digest of its bytes."""
+    digest, name = (path.parent / f"{path.name}.sha256").read_text().split()
+    assert (digest, name) == (sha256_of(path), path.name)
+
+
 def check_partition(sim: Any, tmp_path: Path, ds: str, image_date: str) -> dict[str, Any]:
     partition = tmp_path / DAG_ID / seeded_visualization(sim)["id"] / ds
     manifest = json.loads((partition / "manifest.json").read_text())
     assert (manifest["ds"], manifest["image_date"]) == (ds, image_date)
+    assert manifest["png"]["image_date"] == image_date <= ds
     png = Path(manifest["png"]["path"])
     assert png == partition / "ndvi.png"
     assert_png(png, manifest["png"]["sha256"])
+    assert_sidecar_matches(png)
     assert manifest["png"]["sha256"] == served_png_sha256(sim, image_date)
     assert sorted(Path(f["path"]).name for f in manifest["sld"]) == [
         "ndvi_dynamic.sld",
@@ -70,6 +80,7 @@ def check_partition(sim: Any, tmp_path: Path, ds: str, image_date: str) -> dict[
     for entry in manifest["sld"]:
         assert entry["date"] == image_date.replace("-", "_")
         assert sha256_of(Path(entry["path"])) == entry["sha256"]
+        assert_sidecar_matches(Path(entry["path"]))
         assert b"StyledLayerDescriptor" in Path(entry["path"]).read_bytes()
     assert not list(partition.glob("*.part")), "a temporary file was left behind"
     return manifest
@@ -100,8 +111,14 @@ def test_a_day_without_its_own_image_renders_the_newest_earlier_one_within_the_a
         run_conf={"output_dir": str(tmp_path), "max_image_age_days": 7},
     )
 
+    # Only finding the visualization ran; everything that renders or writes was skipped.
     states = task_states(dag_run)
-    assert set(states.values()) == {"skipped"}, states
+    assert states == {
+        "find_visualization": "success",
+        "render_png": "skipped",
+        "write_sld": "skipped",
+        "write_manifest": "skipped",
+    }, states
     assert str(dag_run.state) == "success"
     assert not (tmp_path / DAG_ID / seeded_visualization(sim)["id"] / "2025-03-20").exists()
     assert len(sim.state.requests("POST", "/v0/aois/*/visualizations/*/png")) == png_requests
@@ -134,3 +151,24 @@ def test_each_logical_date_gets_its_own_partition_and_a_rerun_overwrites_it_atom
     assert rerun["png"] == second["png"]
     assert png.stat().st_ino != damaged_inode
     assert len(sim.state.requests("POST", "/v0/aois/*/visualizations/*/png")) == 3 + 3  # runs + checks
+
+
+def test_a_run_without_logical_date_renders_for_the_day_it_runs(
+    sim: Any, airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``airflow dags trigger`` without ``--logical-date``: no ``ds`` in the context, yet the run works."""
+    set_example_connections(sim, monkeypatch)
+    dag = load_example_dag("pixxel_daily_index_png.py")
+    run_after = datetime.datetime(2025, 3, 6, 15, 30, tzinfo=datetime.timezone.utc)
+
+    dag_run = run_dag(
+        dag,
+        logical_date=None,
+        run_after=run_after,
+        run_conf={"output_dir": str(tmp_path), "max_image_age_days": None},
+    )
+
+    assert dag_run.logical_date is None
+    assert_every_task_succeeded(dag_run)
+    # Partitioned by the date it ran, rendering the newest image on or before it.
+    check_partition(sim, tmp_path, "2025-03-06", "2025-03-02")

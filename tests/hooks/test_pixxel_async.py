@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +21,16 @@ from airflow_provider_pixxel.exceptions import (
 )
 from airflow_provider_pixxel.hooks import pixxel_async as async_module
 from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
-from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook
+from airflow_provider_pixxel.hooks.pixxel_async import (
+    SHARED_MAX_IN_FLIGHT,
+    PixxelAsyncHook,
+    SharedAsyncHook,
+    shared_hook_users,
+)
 from airflow_provider_pixxel.hooks.retry import RetryPolicy
 from airflow_provider_pixxel.hooks.transport import ApiRequest
+from airflow_provider_pixxel.simulator.app import STATS_PATH
+from airflow_provider_pixxel.simulator.faults import FaultRule
 
 from .conftest import API_KEY, MAX_RETRIES
 from .operation_cases import CASES_BY_NAME, ORDER_ITEM, OperationCase
@@ -92,8 +101,10 @@ def test_the_polling_operations_are_the_expected_ones() -> None:
                 "get_catalog_download",
                 "list_deliveries",
                 "get_job",
+                "list_jobs",
                 "get_order",
                 "get_order_item",
+                "list_order_items",
                 "search_catalogs",
                 "download_job",
                 "download_task",
@@ -317,3 +328,47 @@ async def test_the_key_never_leaks(
     assert API_KEY not in str(raised.value)
     assert API_KEY not in repr(hook)
     assert API_KEY not in repr(await hook.get_settings())
+
+
+# -- one client per connection per event loop, shared by every trigger on it -----------------------
+
+
+async def test_the_shared_hook_is_one_per_connection_and_loop_closed_by_the_last_user(
+    set_connection: Callable[..., None],
+) -> None:
+    loop = asyncio.get_running_loop()
+    async with SharedAsyncHook("pixxel_default") as first, SharedAsyncHook("pixxel_default") as second:
+        assert first is second
+        client = first._client
+        assert client is not None
+        assert not client.is_closed
+        assert shared_hook_users(loop, "pixxel_default") == 2
+    assert client.is_closed
+    assert shared_hook_users(loop, "pixxel_default") == 0
+    async with SharedAsyncHook("pixxel_default") as again:
+        assert again is not first  # a new user after the last one left opens a new client
+
+
+def test_each_event_loop_has_its_own_shared_hook(set_connection: Callable[..., None]) -> None:
+    async def open_one() -> PixxelAsyncHook:
+        async with SharedAsyncHook("pixxel_default") as hook:
+            return hook
+
+    assert asyncio.run(open_one()) is not asyncio.run(open_one())
+
+
+async def test_the_shared_hook_keeps_two_requests_on_the_wire_over_two_connections(
+    sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow answer, so that all twelve reads are in flight at once unless the hook holds them back.
+    sim.state.faults.add(FaultRule("slow", delay=0.05, path=r"^/v0/aoi/"))
+    aoi_id = next(iter(sim.state.aois))
+    since = time.time()
+
+    async with SharedAsyncHook("pixxel_default") as hook:
+        await asyncio.gather(*(hook.get_aoi(aoi_id) for _ in range(12)))
+
+    async with httpx.AsyncClient() as reader:
+        stats = (await reader.get(f"{sim.base_url}{STATS_PATH}", params={"since": since})).json()
+    assert stats["count"] == 12
+    assert stats["connections"] <= SHARED_MAX_IN_FLIGHT == 2

@@ -80,6 +80,29 @@ def test_defaults() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, True),
+        (True, True),
+        (False, False),
+        ("false", False),
+        (" True ", True),
+        ("0", False),
+        ("on", True),
+    ],
+)
+def test_batch_polling_is_a_true_or_false_extra(value: Any, expected: bool) -> None:
+    extras = {} if value is None else {"batch_polling": value}
+    assert settings_for(extra_dejson=extras).batch_polling is expected
+
+
+@pytest.mark.parametrize("value", ["sometimes", 2, ["false"]])
+def test_a_batch_polling_that_is_not_true_or_false_is_refused(value: Any) -> None:
+    with pytest.raises(PixxelConfigError, match="extra 'batch_polling' must be true or false; got"):
+        settings_for(extra_dejson={"batch_polling": value})
+
+
+@pytest.mark.parametrize(
     ("fields", "base_url"),
     [
         ({"host": "https://api.pixxel.space/"}, "https://api.pixxel.space"),

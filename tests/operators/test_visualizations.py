@@ -14,7 +14,7 @@ from unittest import mock
 
 import fsspec
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io import attach
 from PIL import Image
@@ -414,7 +414,12 @@ def test_png_is_written_as_a_valid_png_and_rewritten_atomically(
 
     path = tmp_path / f"{seeded['visualization_id']}_{day}_dynamic.png"
     content = path.read_bytes()
-    assert result == {"path": str(path), "size": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    assert result == {
+        "path": str(path),
+        "size": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "image_date": dashed(day),
+    }
     with Image.open(io.BytesIO(content)) as image:
         image.verify()
         assert image.format == "PNG"
@@ -598,3 +603,259 @@ def test_png_accepts_every_documented_date_form(
 
     (request,) = sim.state.requests("POST", "*/png")
     assert request.body["date"] == day
+
+
+# -- date policy: the newest image on or before the date asked for ---------------------------------------
+
+
+def days_after(day: str, days: int) -> str:
+    """``YYYY-MM-DD``, ``days`` after the ``YYYY_MM_DD`` date ``day``."""
+    return (datetime.datetime.strptime(day, "%Y_%m_%d").date() + datetime.timedelta(days=days)).isoformat()
+
+
+def sidecar_digest(path: Any) -> str:
+    """The digest recorded in ``<file>.sha256``, after checking it names the file."""
+    sidecar = path.parent / f"{path.name}.sha256"
+    digest, name = sidecar.read_text().split()
+    assert name == path.name
+    return digest
+
+
+def test_on_or_before_renders_the_newest_earlier_image_and_names_it(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    first, second = seeded["dates"][:2]
+    asked = days_after(first, 1)
+    assert asked < dashed(second), "needs the first two seeded dates more than a day apart"
+
+    result = run_task(
+        png_operator(seeded, f"{tmp_path}/", date=asked, date_policy="on_or_before", max_image_age_days=3)
+    ).result
+
+    path = tmp_path / f"{seeded['visualization_id']}_{first}_dynamic.png"
+    assert result["image_date"] == dashed(first)
+    assert result["path"] == str(path)
+    assert png_dimensions(path.read_bytes()) == SIMULATOR_PNG_SIZE
+    assert sidecar_digest(path) == result["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    (request,) = sim.state.requests("POST", "*/png")
+    assert request.body["date"] == first
+    assert len(sim.state.requests("GET", "/v0/aois/*/assets")) == 1
+
+
+def test_on_or_before_a_date_with_its_own_image_renders_that_date(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    day = seeded["dates"][1]
+
+    result = run_task(
+        png_operator(
+            seeded, f"{tmp_path}/", date=dashed(day), date_policy="on_or_before", max_image_age_days=0
+        )
+    ).result
+
+    assert result["image_date"] == dashed(day)
+    (request,) = sim.state.requests("POST", "*/png")
+    assert request.body["date"] == day
+
+
+def test_on_or_before_skips_when_the_newest_image_is_older_than_the_limit(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    newest = seeded["dates"][-1]
+    asked = days_after(newest, 10)
+
+    with pytest.raises(AirflowSkipException) as skipped:
+        run_task(
+            png_operator(seeded, f"{tmp_path}/", date=asked, date_policy="on_or_before", max_image_age_days=9)
+        )
+
+    message = str(skipped.value)
+    assert asked in message
+    assert dashed(newest) in message
+    assert "10 days earlier" in message
+    assert "max_image_age_days=9" in message
+    assert sim.state.requests("POST", "*/png") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_on_or_before_any_age_renders_the_newest_image_however_old(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    newest = seeded["dates"][-1]
+
+    # A template rendering a null param gives the text "None": no limit, as None itself.
+    for max_age in (None, "None"):
+        result = run_task(
+            png_operator(
+                seeded,
+                f"{tmp_path}/",
+                date=days_after(newest, 400),
+                date_policy="on_or_before",
+                max_image_age_days=max_age,
+            )
+        ).result
+        assert result["image_date"] == dashed(newest)
+
+
+def test_on_or_before_skips_a_date_before_the_first_image(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    first = seeded["dates"][0]
+    asked = days_after(first, -1)
+
+    # Backfilling before the first capture: nothing to render yet, which is not a failure.
+    with pytest.raises(AirflowSkipException) as skipped:
+        run_task(png_operator(seeded, f"{tmp_path}/", date=asked, date_policy="on_or_before"))
+
+    assert f"no image on or before {asked}" in str(skipped.value)
+    assert f"its first is {dashed(first)}" in str(skipped.value)
+    assert sim.state.requests("POST", "*/png") == []
+
+
+def test_on_or_before_leaves_out_an_image_whose_computation_failed(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    # A partial visualization: its newest date's asset failed, so the date before it is rendered.
+    sim.state.scenarios.partial("visualization", times=1)
+    created = run_task(create_operator(seeded, allow_partial=True), context()).result
+    assets = [
+        a
+        for a in sim_hook_assets(seeded["aoi_id"])
+        if a["asset_type"] == "visualization" and a["visualization_id"] == created["visualization_id"]
+    ]
+    failed = [a["date"] for a in assets if a["status"] == "failed"]
+    assert failed == [dashed(seeded["dates"][-1])]
+
+    result = run_task(
+        png_operator(
+            seeded,
+            f"{tmp_path}/",
+            visualization_id=created["visualization_id"],
+            date=dashed(seeded["dates"][-1]),
+            date_policy="on_or_before",
+        )
+    ).result
+
+    assert result["image_date"] == dashed(seeded["dates"][-2])
+
+
+def sim_hook_assets(aoi_id: str) -> list[dict[str, Any]]:
+    with PixxelHook() as hook:
+        return list(hook.iter_assets(aoi_id))
+
+
+def test_on_or_before_fails_for_a_visualization_the_aoi_does_not_list(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    with pytest.raises(PixxelError, match="lists no image of visualization not-a-visualization"):
+        run_task(
+            png_operator(
+                seeded,
+                f"{tmp_path}/",
+                visualization_id="not-a-visualization",
+                date_policy="on_or_before",
+            )
+        )
+    assert sim.state.requests("POST", "*/png") == []
+
+
+def test_on_or_before_png_and_its_sidecar_go_to_object_storage(
+    sim: SimulatorHandle, seeded: dict[str, Any], object_storage: str
+) -> None:
+    first = seeded["dates"][0]
+
+    png = run_task(
+        png_operator(
+            seeded,
+            f"{object_storage}/ndvi/today.png",
+            date=days_after(first, 1),
+            date_policy="on_or_before",
+        )
+    ).result
+
+    path = ObjectStoragePath(png["path"])
+    assert png["image_date"] == dashed(first)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == png["sha256"]
+    sidecar = ObjectStoragePath(f"{object_storage}/ndvi/today.png.sha256")
+    assert sidecar.read_text().split() == [png["sha256"], "today.png"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_image_age_days": 7}, "applies to date_policy='on_or_before' only"),
+        ({"date_policy": "on_or_before", "max_image_age_days": -1}, "max_image_age_days"),
+        ({"date_policy": "on_or_before", "max_image_age_days": "a week"}, "max_image_age_days"),
+        ({"date_policy": "on_or_before", "destination": ""}, "destination"),
+    ],
+)
+def test_date_policy_refuses_bad_input_before_any_request(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
+    arguments = {"destination": f"{tmp_path}/", **overrides}
+    with pytest.raises(PixxelConfigError, match=message):
+        run_task(png_operator(seeded, **arguments))
+    with pytest.raises(PixxelConfigError, match=message):
+        run_task(sld_operator(seeded, **arguments))
+    assert sim.state.requests() == []
+
+
+def test_an_unknown_date_policy_is_refused_when_the_dag_is_built(seeded: dict[str, Any]) -> None:
+    with pytest.raises(PixxelConfigError, match="date_policy must be one of exact, on_or_before"):
+        png_operator(seeded, "/tmp/x.png", date_policy="nearest")
+    with pytest.raises(PixxelConfigError, match="date_policy must be one of exact, on_or_before"):
+        sld_operator(seeded, "/tmp/styles/", date_policy="latest")
+
+
+def test_sld_on_or_before_styles_each_date_with_its_newest_image_and_leaves_out_the_rest(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    first, newest = seeded["dates"][0], seeded["dates"][-1]
+    recent, stale, too_early = days_after(first, 1), days_after(newest, 30), days_after(first, -1)
+
+    manifest = run_task(
+        sld_operator(
+            seeded,
+            f"{tmp_path}/{{mode}}/{{date}}.sld",
+            dates=[recent, stale, too_early],
+            visualization_modes=["dynamic"],
+            date_policy="on_or_before",
+            max_image_age_days=5,
+        )
+    ).result
+
+    assert manifest["image_dates"] == {recent: dashed(first), stale: None, too_early: None}
+    (entry,) = manifest["files"]
+    path = Path(entry["path"])
+    assert (entry["date"], path) == (first, tmp_path / "dynamic" / f"{first}.sld")
+    assert sidecar_digest(path) == entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    (request,) = sim.state.requests("POST", "*/sld")
+    assert request.body == {"dates": [first], "visualization_modes": ["dynamic"]}
+
+
+def test_sld_on_or_before_skips_when_no_date_has_an_image(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    newest = seeded["dates"][-1]
+    asked = [days_after(newest, 30), days_after(newest, 31)]
+
+    with pytest.raises(AirflowSkipException) as skipped:
+        run_task(
+            sld_operator(seeded, tmp_path, dates=asked, date_policy="on_or_before", max_image_age_days=5)
+        )
+
+    for day in asked:
+        assert f"on or before {day} is {dashed(newest)}" in str(skipped.value)
+    assert sim.state.requests("POST", "*/sld") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sld_exact_names_the_dates_asked_for_as_the_image_dates(
+    sim: SimulatorHandle, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    day = seeded["dates"][0]
+
+    manifest = run_task(sld_operator(seeded, tmp_path, dates=[day], visualization_modes=["dynamic"])).result
+
+    assert manifest["image_dates"] == {dashed(day): dashed(day)}
+    assert sim.state.requests("GET", "/v0/aois/*/assets") == []

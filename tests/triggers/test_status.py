@@ -107,15 +107,18 @@ def test_phase_from_event() -> None:
 # -- the polling loop against the simulator --------------------------------------------------------
 
 
-@pytest.fixture
-def sim(pixxel_simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The simulator behind ``pixxel_default``; no hook-level retries, so one poll is one request."""
+@pytest.fixture(params=[True, False], ids=["batched", "own-reads"])
+def sim(pixxel_simulator: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
+    """The simulator behind ``pixxel_default``; no hook-level retries, so one poll is one request.
+
+    Every test runs with the shared poller (the default) and with ``batch_polling: false``.
+    """
     state = pixxel_simulator.state
     connection = {
         "conn_type": "pixxel",
         "host": pixxel_simulator.base_url,
         "password": pixxel_simulator.api_key,
-        "extra": {"project_id": next(iter(state.projects)), "max_retries": 0},
+        "extra": {"project_id": next(iter(state.projects)), "max_retries": 0, "batch_polling": request.param},
     }
     monkeypatch.setenv("AIRFLOW_CONN_PIXXEL_DEFAULT", json.dumps(connection))
     monkeypatch.setenv("AIRFLOW_CONN_PIXXEL_BAD_KEY", json.dumps({**connection, "password": "not-the-key"}))
@@ -133,6 +136,7 @@ def _new_job(sim: Any) -> dict[str, str]:
 
 
 def _job_reads(sim: Any, ids: dict[str, str]) -> int:
+    # A lone wait is read on its own in both modes: the shared poller lists from two waits of a scope.
     return len(sim.state.requests("GET", f"/v0/workflows/{ids['workflow_id']}/jobs/{ids['job_id']}"))
 
 

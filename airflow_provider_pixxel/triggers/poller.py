@@ -1,0 +1,257 @@
+"""Coalesced polling: the waits of one event loop on one connection, kind and scope share a poller.
+
+A triggerer runs every deferred wait in one event loop. Polling each on its own sends one request per
+wait per interval over a client of its own; here :class:`SharedPoller` collects the waits that are
+due, reads them with as few list calls as the API allows
+(:func:`~airflow_provider_pixxel.resources.read_many_async`) over the connection's one shared client
+(:func:`~airflow_provider_pixxel.hooks.pixxel_async.SharedAsyncHook`), and hands each wait its own
+observation or error. Each :class:`~airflow_provider_pixxel.triggers.status.PixxelStatusTrigger`
+keeps its own deadline, event, logging and fatal-error handling; nothing of the poller is serialized,
+so a restarted triggerer rebuilds it from the triggers it runs.
+
+Rounds run on a grid of the shortest poll interval among the poller's waits, so waits that started
+at different moments fall into the same round after their first poll (each poll at most one interval
+late), and a wait whose interval is longer is simply left out of the rounds it is not due in. A wait's
+last poll, at its deadline, gets a round at that moment. A rate-limited round (429, after the hook's
+own retries) holds the whole poller back for the ``Retry-After`` the API asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_pixxel.exceptions import PixxelApiError, PixxelError
+from airflow_provider_pixxel.hooks.retry import RetryPolicy
+from airflow_provider_pixxel.resources import Observation, read_many_async, watchable
+
+log = logging.getLogger(__name__)
+
+# Two moments closer than this are one round (float sums of intervals never land exactly).
+_SAME_MOMENT = 1e-3
+
+#: How long a new poller waits before its first round (never longer than its interval), so waits
+#: started together (a triggerer picking up its triggers after a restart) share that round too.
+FIRST_ROUND_GATHER_SECONDS = 0.1
+
+PollerKey = tuple[str, str, tuple[str, ...]]
+
+
+@dataclass(eq=False)
+class Member:
+    """One wait in a :class:`SharedPoller`: its ids, its own schedule, and the poll it waits for."""
+
+    ids: dict[str, str]
+    interval: float
+    #: The wait's deadline on the loop's clock; a poll at or after it is the wait's last.
+    deadline: float
+    #: When the wait is next due for a poll (loop clock).
+    due: float
+    #: The moment of the round that served the last poll (loop clock).
+    served_at: float = -math.inf
+    reply: asyncio.Future[Observation] | None = field(default=None, repr=False)
+
+    @property
+    def final(self) -> bool:
+        """Whether the last poll was at or after the deadline."""
+        return self.served_at >= self.deadline - _SAME_MOMENT
+
+    def schedule_next(self) -> None:
+        """Due again one interval after the round that served it, or at the deadline if sooner."""
+        self.due = min(self.served_at + self.interval, self.deadline)
+
+
+class SharedPoller:
+    """Reads every due :class:`Member` of one (connection, kind, scope) in rounds, in one task."""
+
+    def __init__(self, key: PollerKey, hook: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.key = key
+        self.kind = key[1]
+        self.hook = hook
+        self.loop = loop
+        self.members: set[Member] = set()
+        self.rounds = 0
+        self._anchor = loop.time()
+        self._period = math.inf
+        self._held_until = -math.inf
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- membership -------------------------------------------------------------------------------
+    def join(self, member: Member) -> None:
+        self.members.add(member)
+        if member.interval < self._period:
+            self._period = member.interval
+        if self._task is None:
+            self._anchor = self.loop.time() + min(FIRST_ROUND_GATHER_SECONDS, member.interval)
+            self._task = self.loop.create_task(self._run(), name=f"pixxel-poller-{self.kind}")
+        self._wake.set()
+
+    def leave(self, member: Member) -> None:
+        self.members.discard(member)
+        if member.reply is not None and not member.reply.done():
+            member.reply.cancel()
+        self._period = min((m.interval for m in self.members), default=math.inf)
+
+    async def close(self) -> None:
+        """Stop the round task (the last member has left) and wait until it has stopped."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # wait() never raises the task's own CancelledError; a cancel of the caller still does.
+            await asyncio.wait([task])
+
+    async def observe(self, member: Member) -> Observation:
+        """The member's next observation, read in the first round it is due in (raises its error)."""
+        member.reply = self.loop.create_future()
+        if self._task is not None and self._task.done():
+            # The round task died (its error went to every waiting member): start a new one rather
+            # than leave this member waiting on nothing.
+            self._task = self.loop.create_task(self._run(), name=f"pixxel-poller-{self.kind}")
+        self._wake.set()
+        return await member.reply
+
+    # -- rounds -----------------------------------------------------------------------------------
+    def _round_time(self, member: Member) -> float:
+        """When ``member`` is served: its deadline poll at once, any other at the first grid tick."""
+        if member.due >= member.deadline - _SAME_MOMENT:
+            return member.due
+        if member.due <= self._anchor + _SAME_MOMENT:
+            return self._anchor
+        return (
+            self._anchor + math.ceil((member.due - self._anchor - _SAME_MOMENT) / self._period) * self._period
+        )
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                waiting = [m for m in self.members if m.reply is not None and not m.reply.done()]
+                if not waiting:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                natural = min(self._round_time(m) for m in waiting)
+                moment = max(natural, self._held_until)
+                delay = moment - self.loop.time()
+                if delay > 0:
+                    self._wake.clear()
+                    # A new member may need an earlier round: wake for it, then look again.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                    continue
+                due = [m for m in waiting if self._round_time(m) <= moment + _SAME_MOMENT]
+                await self._serve(moment, due)
+                if moment > natural + _SAME_MOMENT:
+                    # A held-back round: the grid starts again from it, so the waits it served
+                    # (every one that was due) stay together.
+                    self._anchor = moment
+        except BaseException as error:
+            # Never leave a wait hanging on a poller that stopped (cancelled with its last member,
+            # or a bug): each waiting member gets the error, and its trigger handles it as today.
+            for member in self.members:
+                if member.reply is not None and not member.reply.done():
+                    member.served_at = self.loop.time()
+                    member.reply.set_exception(
+                        error if isinstance(error, Exception) else PixxelError("the shared poller stopped")
+                    )
+            raise
+
+    async def _serve(self, moment: float, due: list[Member]) -> None:
+        self.rounds += 1
+        results: list[Any]
+        try:
+            results = await read_many_async(self.hook, self.kind, [m.ids for m in due])
+        except Exception as error:  # the list read's own error is every member's error
+            results = [error] * len(due)
+            self._hold_back(error)
+        for member, result in zip(due, results, strict=True):
+            member.served_at = moment
+            if member.reply is None or member.reply.done():
+                continue  # the member left (its trigger was cancelled) while the round ran
+            if isinstance(result, BaseException):
+                member.reply.set_exception(result)
+            else:
+                member.reply.set_result(result)
+
+    def _hold_back(self, error: BaseException) -> None:
+        """A 429 that outlived the hook's retries: no round before the API's ``Retry-After``."""
+        if isinstance(error, PixxelApiError) and error.status == 429:
+            cap = RetryPolicy().max_retry_after
+            wait = min(float(error.retry_after or self._period), cap)
+            self._held_until = self.loop.time() + max(wait, min(self._period, cap))
+            log.warning(
+                "The Pixxel API rate-limited the shared %s poller; its next round is in %.1f s",
+                self.kind,
+                self._held_until - self.loop.time(),
+            )
+
+
+# One registry per event loop: a loop that is gone takes its pollers with it.
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, SharedPoller]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def pollers_of(loop: asyncio.AbstractEventLoop) -> dict[PollerKey, SharedPoller]:
+    """The pollers running in ``loop``, by (connection, kind, scope)."""
+    return _POLLERS.get(loop, {})
+
+
+class PollerMembership:
+    """Join the loop's poller for this wait (created with the connection's shared client if none runs
+    yet); leave it on exit, cancellation included, closing it when the last member leaves.
+
+    ``deadline`` is wall-clock (``time.time()``), as triggers serialize it. A class rather than an
+    async generator, like :class:`~airflow_provider_pixxel.hooks.pixxel_async.SharedAsyncHook`.
+    """
+
+    def __init__(
+        self, pixxel_conn_id: str, kind: str, ids: Mapping[str, str], *, interval: float, deadline: float
+    ) -> None:
+        from airflow_provider_pixxel.hooks.pixxel_async import SharedAsyncHook
+
+        self.key: PollerKey = (pixxel_conn_id, kind, watchable(kind).scope_of(ids))
+        self.ids = dict(ids)
+        self.interval = interval
+        self.deadline = deadline
+        self._client = SharedAsyncHook(pixxel_conn_id)
+        self._joined: tuple[dict[PollerKey, SharedPoller], SharedPoller, Member] | None = None
+
+    async def __aenter__(self) -> tuple[SharedPoller, Member]:
+        hook = await self._client.__aenter__()
+        loop = asyncio.get_running_loop()
+        pollers = _POLLERS.setdefault(loop, {})
+        poller = pollers.get(self.key)
+        if poller is None:
+            poller = pollers[self.key] = SharedPoller(self.key, hook, loop)
+        now = loop.time()
+        member = Member(
+            ids=self.ids, interval=self.interval, deadline=now + (self.deadline - time.time()), due=now
+        )
+        poller.join(member)
+        self._joined = (pollers, poller, member)
+        return poller, member
+
+    async def __aexit__(self, *exc: object) -> None:
+        joined, self._joined = self._joined, None
+        if joined is None:
+            return
+        pollers, poller, member = joined
+        # The bookkeeping first, with no await: a leave interrupted by the loop's own shutdown must
+        # still leave the registries right.
+        poller.leave(member)
+        last = not poller.members
+        if last and pollers.get(self.key) is poller:
+            del pollers[self.key]
+        try:
+            if last:
+                await poller.close()
+        finally:
+            await self._client.__aexit__(*exc)

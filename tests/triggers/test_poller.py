@@ -1,0 +1,326 @@
+"""The shared poller: waits of one loop, connection, kind and scope read together.
+
+Against the simulator (coalescing, cancellation, a closed loop) and a loopback server answering each
+read as a test needs (a list that leaves a job out, a 404 or 401 list, a hostile list, a 429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_pixxel.hooks.pixxel import PixxelHook
+from airflow_provider_pixxel.hooks.pixxel_async import shared_hook_users
+from airflow_provider_pixxel.triggers.poller import SharedPoller, pollers_of
+from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
+from tests.reliability.loopback import Exchange, Loopback, loopback
+from tests.task_runner import first_event
+
+LIST_PATH = "/v0/workflows/wf-1/jobs"
+
+# ``sim`` (tests/conftest.py): the simulator behind ``pixxel_default``, batched (the default).
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Loopback]:
+    with loopback("127.0.0.1") as server:
+        connection = {
+            "conn_type": "pixxel",
+            "host": server.base_url,
+            "password": "poller-test-key",
+            "extra": {"project_id": "p1", "max_retries": 0},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_PIXXEL_DEFAULT", json.dumps(connection))
+        yield server
+
+
+def _jobs(sim: Any, count: int) -> list[dict[str, str]]:
+    workflow_id = next(iter(sim.state.workflows))
+    hook = PixxelHook()
+    return [{"workflow_id": workflow_id, "job_id": hook.create_job(workflow_id)["id"]} for _ in range(count)]
+
+
+def _trigger(ids: dict[str, str], **overrides: Any) -> PixxelStatusTrigger:
+    kwargs: dict[str, Any] = {"kind": "job", "ids": ids, "poll_interval": 0.05, "deadline": time.time() + 30}
+    kwargs.update(overrides)
+    return PixxelStatusTrigger(**kwargs)
+
+
+async def _all_events(triggers: list[PixxelStatusTrigger]) -> list[list[dict[str, Any]]]:
+    """Every event each trigger yields (a trigger must yield exactly one)."""
+
+    async def events(trigger: PixxelStatusTrigger) -> list[dict[str, Any]]:
+        return [dict(event.payload) async for event in trigger.run()]
+
+    return list(await asyncio.gather(*(events(trigger) for trigger in triggers)))
+
+
+def _job_answer(job_id: str, status: str) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "workflow_id": "wf-1",
+        "status": status,
+        "progress": 100 if status == "completed" else 10,
+    }
+
+
+def _loopback_ids(*job_ids: str) -> list[dict[str, str]]:
+    return [{"workflow_id": "wf-1", "job_id": job_id} for job_id in job_ids]
+
+
+def _count(server: Loopback, path: str) -> int:
+    return sum(1 for seen in server.requests if seen.path == path)
+
+
+async def _until(condition: Any, what: str) -> None:
+    """Bounded polling of ``condition`` (the loop keeps running the triggers meanwhile)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- coalescing against the simulator ---------------------------------------------------------------
+
+
+async def test_waits_on_one_workflow_are_read_with_the_job_list(sim: Any) -> None:
+    watches = _jobs(sim, 30)
+    sim.state.clear_records()
+
+    # [START howto_batched_waits]
+    # Thirty deferred waits, run in one event loop as a triggerer runs them. Nothing about them says
+    # "batch": each trigger serializes only its own ids; the shared poller is found at run time.
+    triggers = [
+        PixxelStatusTrigger(kind="job", ids=ids, poll_interval=0.05, deadline=time.time() + 30)
+        for ids in watches
+    ]
+    results = await _all_events(triggers)
+    # [END howto_batched_waits]
+
+    assert [len(events) for events in results] == [1] * 30
+    for ids, (event,) in zip(watches, results, strict=True):
+        assert validate_event(event, kind="job", ids=ids)["status"] == "success"
+    reads = sim.state.requests("GET")
+    # All 30 joined the poller's first round: one list read answered for every one of them.
+    assert [r.path for r in reads] == [f"/v0/workflows/{watches[0]['workflow_id']}/jobs"]
+
+
+async def test_batch_polling_false_gives_each_wait_its_own_reads(
+    sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watches = _jobs(sim, 3)
+    sim.state.clear_records()
+    # [START howto_batch_polling_off]
+    connection = {
+        "conn_type": "pixxel",
+        "host": sim.base_url,
+        "password": sim.api_key,
+        "extra": {"batch_polling": False},  # every wait polls with a client and reads of its own
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PIXXEL_DEFAULT", json.dumps(connection))
+    # [END howto_batch_polling_off]
+
+    results = await _all_events([_trigger(ids) for ids in watches])
+
+    assert [events[0]["status"] for events in results] == ["success"] * 3
+    assert sorted(r.path for r in sim.state.requests("GET")) == sorted(
+        f"/v0/workflows/{ids['workflow_id']}/jobs/{ids['job_id']}" for ids in watches
+    )
+
+
+async def test_stalled_waits_share_one_list_read_per_round_until_their_deadlines(sim: Any) -> None:
+    sim.state.scenarios.stall("job", times=20)
+    watches = _jobs(sim, 20)
+    sim.state.clear_records()
+    window, interval = 0.6, 0.1
+
+    results = await _all_events(
+        [_trigger(ids, poll_interval=interval, deadline=time.time() + window) for ids in watches]
+    )
+
+    assert {event["status"] for (event,) in results} == {"timeout"}
+    assert [len(events) for events in results] == [1] * 20
+    reads = sim.state.requests("GET")
+    # Unbatched, 20 waits would send 20 reads a round (about 140 here); batched, one read a round.
+    assert {r.path for r in reads} == {f"/v0/workflows/{watches[0]['workflow_id']}/jobs"}
+    assert len(reads) <= window / interval + 3
+
+
+async def test_a_cancelled_trigger_leaves_the_poller_and_the_last_one_closes_it(sim: Any) -> None:
+    sim.state.scenarios.stall("job", times=3)
+    watches = _jobs(sim, 3)
+    loop = asyncio.get_running_loop()
+    tasks = [asyncio.ensure_future(first_event(_trigger(ids, poll_interval=0.05))) for ids in watches]
+
+    def members() -> int:
+        return sum(len(poller.members) for poller in pollers_of(loop).values())
+
+    await _until(lambda: members() == 3, "three members")
+    tasks[0].cancel()
+    await asyncio.gather(tasks[0], return_exceptions=True)
+
+    assert members() == 2
+    assert shared_hook_users(loop, "pixxel_default") == 2
+
+    for task in tasks[1:]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert pollers_of(loop) == {}
+    assert shared_hook_users(loop, "pixxel_default") == 0
+    assert [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()] == []
+
+
+def test_a_poller_leaves_nothing_behind_when_its_loop_ends(sim: Any) -> None:
+    (ids,) = _jobs(sim, 1)
+    runner = asyncio.Runner()
+    loop = runner.get_loop()
+    # first_event stops iterating without closing the trigger's generator, as a triggerer shutting
+    # down may: closing the loop (as asyncio.run does) must still close the poller and the client.
+    event = runner.run(first_event(_trigger(ids)))
+    runner.close()
+
+    assert event["status"] == "success"
+    assert loop.is_closed()
+    assert pollers_of(loop) == {}
+    assert shared_hook_users(loop, "pixxel_default") == 0
+    assert [task for task in asyncio.all_tasks(loop) if not task.done()] == []
+
+
+# -- what the list answers, against a loopback server -----------------------------------------------
+
+
+async def test_a_job_left_out_of_the_list_is_read_on_its_own_never_a_false_not_found(api: Loopback) -> None:
+    api.routes[LIST_PATH] = lambda exchange: exchange.json({"jobs": [_job_answer("job-1", "completed")]})
+    api.routes[f"{LIST_PATH}/job-2"] = lambda exchange: exchange.json(_job_answer("job-2", "completed"))
+
+    results = await _all_events([_trigger(ids) for ids in _loopback_ids("job-1", "job-2", "job-3")])
+
+    assert [events[0]["status"] for events in results] == ["success", "success", "error"]
+    assert "404" in results[2][0]["message"]
+    assert _count(api, LIST_PATH) == 1
+    assert _count(api, f"{LIST_PATH}/job-1") == 0
+    assert _count(api, f"{LIST_PATH}/job-2") == _count(api, f"{LIST_PATH}/job-3") == 1
+
+
+async def test_a_list_that_is_not_found_falls_back_to_each_jobs_own_read(api: Loopback) -> None:
+    # No route for the list: the loopback answers 404.
+    for job_id in ("job-1", "job-2"):
+        api.routes[f"{LIST_PATH}/{job_id}"] = lambda exchange, job_id=job_id: exchange.json(
+            _job_answer(job_id, "completed")
+        )
+
+    results = await _all_events([_trigger(ids) for ids in _loopback_ids("job-1", "job-2")])
+
+    assert [events[0]["status"] for events in results] == ["success", "success"]
+    assert _count(api, LIST_PATH) == 1
+    assert _count(api, f"{LIST_PATH}/job-1") == _count(api, f"{LIST_PATH}/job-2") == 1
+
+
+async def test_a_refused_key_on_the_list_is_every_waits_error_at_once(api: Loopback) -> None:
+    api.routes[LIST_PATH] = lambda exchange: exchange.json(
+        {"error": {"code": "unauthorized", "message": "bad key"}}, status=401
+    )
+
+    results = await _all_events([_trigger(ids, poll_interval=60) for ids in _loopback_ids("job-1", "job-2")])
+
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "error"), (1, "error")]
+    assert all("401" in events[0]["message"] for events in results)
+    assert len(api.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [b'[{"id": "job-1", "status": "completed"}]', b'{"jobs": 5}', b'{"jobs": [', b'{"jobs": [1, "x", null]}'],
+    ids=["a list", "jobs not a list", "cut short", "items not objects"],
+)
+async def test_the_triggers_poll_past_a_hostile_list(api: Loopback, hostile: bytes) -> None:
+    served: list[int] = []
+
+    def answer(exchange: Exchange) -> None:
+        served.append(1)
+        if len(served) == 1:
+            exchange.send(200, hostile)
+        else:
+            exchange.json({"jobs": [_job_answer("job-1", "completed"), _job_answer("job-2", "completed")]})
+
+    api.routes[LIST_PATH] = answer
+    # Items that are not objects leave both jobs out of the list: each is then read on its own.
+    for job_id in ("job-1", "job-2"):
+        api.routes[f"{LIST_PATH}/{job_id}"] = lambda exchange, job_id=job_id: exchange.json(
+            _job_answer(job_id, "running")
+        )
+
+    results = await _all_events([_trigger(ids) for ids in _loopback_ids("job-1", "job-2")])
+
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "success"), (1, "success")]
+    assert _count(api, LIST_PATH) == 2
+
+
+async def test_a_rate_limited_list_holds_the_whole_poller_back(api: Loopback) -> None:
+    api.routes[LIST_PATH] = lambda exchange: exchange.send(
+        429, b'{"error": {"code": "rate_limited", "message": "slow down"}}', {"Retry-After": "0.3"}
+    )
+    window = 0.8
+
+    results = await _all_events(
+        [
+            _trigger(ids, poll_interval=0.02, deadline=time.time() + window)
+            for ids in _loopback_ids("j1", "j2", "j3")
+        ]
+    )
+
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "timeout")] * 3
+    assert "429" in results[0][0]["message"]
+    # Every 0.02 s the three waits would send a read each (about 120 here); the shared poller sends
+    # one list read, then none until the Retry-After has passed: a round every 0.3 s, plus the last
+    # polls at the deadline.
+    assert len(api.requests) <= window / 0.3 + 3
+
+
+# -- serialization ----------------------------------------------------------------------------------
+
+
+def test_serialization_is_unchanged_by_batching() -> None:
+    trigger = PixxelStatusTrigger(
+        kind="job", ids={"workflow_id": "wf-1", "job_id": "job-1"}, poll_interval=30, deadline=1780000000.5
+    )
+
+    classpath, kwargs = trigger.serialize()
+
+    # Byte for byte what triggers serialized before the shared poller existed: a triggerer restart
+    # or an upgrade finds each wait's own ids and rebuilds the pollers from the running triggers.
+    assert (classpath, json.dumps(kwargs)) == (
+        "airflow_provider_pixxel.triggers.status.PixxelStatusTrigger",
+        '{"kind": "job", "ids": {"workflow_id": "wf-1", "job_id": "job-1"}, "pixxel_conn_id": '
+        '"pixxel_default", "poll_interval": 30.0, "deadline": 1780000000.5, "stop_on_kill": false, '
+        '"project_id": null}',
+    )
+
+
+async def test_a_round_task_that_died_is_restarted_for_the_next_poll(
+    sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watches = _jobs(sim, 2)
+    original = SharedPoller._serve
+    broken: list[int] = []
+
+    async def serve_once_broken(self: SharedPoller, moment: float, due: list[Any]) -> None:
+        if not broken:
+            broken.append(1)
+            raise ValueError("a bug in the first round")
+        await original(self, moment, due)
+
+    monkeypatch.setattr(SharedPoller, "_serve", serve_once_broken)
+
+    # Bounded: without the restart, both triggers would wait for ever on a poller that stopped.
+    results = await asyncio.wait_for(_all_events([_trigger(ids) for ids in watches]), 30)
+
+    assert broken == [1]
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "success"), (1, "success")]
