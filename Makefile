@@ -88,9 +88,10 @@ airflow: $(VENV)/.installed-$(AIRFLOW_VERSION)
 	$(VENV)/bin/python scripts/airflow_local.py
 
 # The provider in real deployments (tests/deployment/deployment_suite.py): make airflow's single machine,
-# then PostgreSQL + CeleryExecutor/Redis + 2 workers + 2 triggerers + S3 (moto), with faults. Debian's
-# redis-server is installed when absent (as root); without it, or without the PostgreSQL 15 server
-# binaries, the distributed leg is skipped and says why. About 15 minutes on 2 cores; a table at the end.
+# then PostgreSQL + CeleryExecutor/Redis + 2 workers + 2 triggerers + S3 (moto), with faults and every
+# example DAG writing to s3://. Debian's redis-server is installed when absent (as root); without it, or
+# without the PostgreSQL 15 server binaries, the distributed leg is skipped and says why. About 10 minutes
+# on 2 busy cores (9 to 10 in the last three runs); a table at the end.
 test-deployment: $(VENV_DEPLOY)/.installed-$(AIRFLOW_VERSION)
 	@command -v redis-server >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }

@@ -6,12 +6,17 @@ simulator on a free 127.0.0.1 port, prints the same three lines as ``pixxel-simu
 appends to ``PATH``, a few times a second, one JSON object per line:
 
 * ``{"event": "created", "kind": "order", "id": "...", "time": ...}`` for every resource created through
-  the API (dry runs and estimates create nothing), and
+  the API (dry runs and estimates create nothing); a package also has ``"of"``, the ids of the job,
+  task or insight (and AOI) it packages, as no API answer names a package's own id; and
 * ``{"event": "request", "method": "POST", "path": "/v0/orders", "status": 201, "time": ...}`` for every
   request once it was answered (paths only: signed-URL queries are not written).
 
 The deployment suite reads it to prove "exactly one order placed" across processes it cannot look into.
 It serves until SIGINT or SIGTERM, then writes what is left and exits 0.
+
+SIGUSR1 makes every package made from then on the simulator's default size (256 KiB) instead of
+``--package-size``, and logs ``{"event": "package_size", "bytes": ..., "time": ...}`` once in effect:
+the suite needs one large package (to kill a worker in the middle of it) and no more.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import IO, Any
 
 from airflow_provider_pixxel.simulator import run_simulator
 from airflow_provider_pixxel.simulator.server import connection_json
-from airflow_provider_pixxel.simulator.state import SimulatorState
+from airflow_provider_pixxel.simulator.state import DEFAULT_PACKAGE_SIZE_BYTES, SimulatorState
 
 FLUSH_EVERY_SECONDS = 0.2
 
@@ -44,7 +49,15 @@ class LogWriter:
     def write_new(self, *, final: bool = False) -> None:
         created = self.state.created()
         for record in created[self.created_written :]:
-            self._write({"event": "created", "kind": record.kind, "id": record.id, "time": record.time})
+            entry: dict[str, Any] = {
+                "event": "created",
+                "kind": record.kind,
+                "id": record.id,
+                "time": record.time,
+            }
+            if record.kind == "package":
+                entry["of"] = sorted(str(value) for value in record.resource.get("source", {}).values())
+            self._write(entry)
         self.created_written = len(created)
         requests = self.state.requests()
         for request in requests[self.requests_written :]:
@@ -62,6 +75,12 @@ class LogWriter:
                 }
             )
             self.requests_written += 1
+        self.sink.flush()
+
+    def package_size_changed(self) -> None:
+        self._write(
+            {"event": "package_size", "bytes": self.state.package_size_bytes, "time": self.state.now()}
+        )
         self.sink.flush()
 
     def _write(self, entry: dict[str, Any]) -> None:
@@ -90,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.api_key is not None:
         options["api_key"] = args.api_key
     stop = threading.Event()
+    default_packages = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: default_packages.set())
     with run_simulator(speed=args.speed, seed=args.seed, host="127.0.0.1", **options) as sim:
         print(f"PIXXEL_SIMULATOR_URL={sim.base_url}")
         print(f"PIXXEL_SIMULATOR_API_KEY={sim.api_key}")
@@ -100,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             writer = LogWriter(sim.state, sink)
             while not stop.wait(FLUSH_EVERY_SECONDS):
                 writer.write_new()
+                if default_packages.is_set():
+                    default_packages.clear()
+                    # Read when a package is first made ready: downloads already served keep their size.
+                    sim.state.package_size_bytes = DEFAULT_PACKAGE_SIZE_BYTES
+                    writer.package_size_changed()
             writer.write_new(final=True)
     return 0
 

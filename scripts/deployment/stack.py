@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import psutil
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DAGS = REPO / "example_dags"
+EXAMPLE_DAGS_FOLDER = REPO / "example_dags"
 LOOPBACK = "127.0.0.1"
 BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 20.0
@@ -328,7 +328,7 @@ def airflow_site(
         {
             "PYTHONPATH": str(REPO),
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url or f"sqlite:///{home / 'airflow.db'}",

@@ -14,8 +14,12 @@ line as it ends; a table of every check (leg, what, outcome, seconds) and the cl
 * **distributed**: PostgreSQL (a throwaway ``initdb`` cluster), CeleryExecutor with a Redis broker, two
   Celery workers with separate working and temp directories and host names, two triggerers, and an S3
   store (moto's server) holding every output (``output_dir=s3://...``); then a worker SIGKILLed in the
-  middle of a large download, a triggerer SIGKILLed while holding a deferred wait, and a 5-day backfill
-  running 3 at a time. Skipped, with the reason, where the PostgreSQL 15 or Redis binaries are missing.
+  middle of a large download, a triggerer SIGKILLed while holding a deferred wait, the five other
+  example DAGs at once (``pixxel_capture_events`` run by its asset watcher) next to a 5-day backfill
+  running 3 at a time, and one row per example DAG: its runs succeeded, the store holds exactly the
+  files they recorded (SHA-256 and size), no ``.part`` object was ever visible, and the simulator's log
+  holds exactly the creations of one run. Skipped, with the reason, where the PostgreSQL 15 or Redis
+  binaries are missing.
 
 Everything listens on 127.0.0.1, every process is stopped by its PID (also on failure), every wait is
 bounded. On a failed check the ends of the service logs are printed.

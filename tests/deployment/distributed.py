@@ -5,24 +5,37 @@ Redis as the Celery broker, moto's standalone S3 server as the object store, Air
 CeleryExecutor: api-server, scheduler, dag-processor, two triggerers, two Celery workers, each worker
 with its own working directory, temp directory (where a remote download's ``.part`` lives) and host
 name. Every output goes to ``s3://`` through ``ObjectStoragePath``.
+
+After the faults (a triggerer and a worker SIGKILLed under the flagship), the five other example DAGs
+run at once next to a 5-day backfill of the daily-PNG DAG; ``pixxel_capture_events`` is triggered by
+its own asset watcher, over a recurring order the suite places before Airflow starts. Then one row per
+example DAG (``run_checks``): its runs succeeded, the store holds exactly what they recorded, and the
+simulator's log holds exactly the creations of one run.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import datetime
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from scripts.deployment.simulator_log import read_log
 from scripts.deployment.stack import (
     BIN,
+    EXAMPLE_DAGS_FOLDER,
     LOOPBACK,
+    AirflowApi,
     DeploymentError,
+    SimulatorService,
     Supervisor,
     airflow_site,
     free_port,
@@ -44,6 +57,24 @@ from tests.deployment.common import (
     today_midnight,
     wait_for_task_state,
 )
+from tests.deployment.run_checks import (
+    ARCHIVE,
+    CAPTURE_ASSET,
+    CAPTURES,
+    FAN_OUT,
+    INSIGHTS,
+    STORE_PREFIX,
+    WORKFLOW,
+    RunRecord,
+    StoreWatcher,
+    check_creations,
+    check_every_creation_owned,
+    check_store,
+    creations,
+    is_part,
+    list_store,
+    sha256_and_size,
+)
 
 LEG = "distributed"
 POSTGRES_BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"),)
@@ -53,6 +84,17 @@ LARGE_PACKAGE_BYTES = 384 * 1024 * 1024
 PART_SEEN_BYTES = 16 * 1024 * 1024
 WORKERS = ("worker-1", "worker-2")
 TRIGGERERS = ("triggerer-1", "triggerer-2")
+# The example DAGs run on demand with output_dir in the run's conf; pixxel_capture_events is run by its
+# asset watcher, and the daily-PNG DAG by the backfill.
+TRIGGERED = (ARCHIVE, FAN_OUT, INSIGHTS, WORKFLOW)
+EXAMPLE_DAGS = (FLAGSHIP, DAILY_PNG, ARCHIVE, CAPTURES, FAN_OUT, INSIGHTS, WORKFLOW)
+# Captures of the recurring order the capture DAG's watcher follows, delivered within 10 s of the order
+# (3 s per simulator step), long before Airflow is up. One: on Airflow 3.3.2 a second event of the same
+# asset registered while the first one's run is queued (its asset_dag_run_queue row exists) is not
+# consumed by that run (the run takes events up to the row's created_at, then deletes the row); it
+# waits for the asset's next event. Two captures found in one poll would leave the second unprocessed.
+CAPTURE_OCCURRENCES = 1
+CAPTURE_POLL_SECONDS = 2
 
 
 def postgres_binary(name: str) -> str | None:
@@ -164,19 +206,23 @@ def start_redis(supervisor: Supervisor, directory: Path) -> int:
     return port
 
 
-def start_s3(supervisor: Supervisor) -> tuple[str, Any]:
+def s3_client(endpoint: str) -> Any:
     import boto3
 
-    port = free_port()
-    supervisor.start("s3", [str(BIN / "moto_server"), "-H", LOOPBACK, "-p", str(port)], dict(os.environ))
-    endpoint = f"http://{LOOPBACK}:{port}"
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
+
+
+def start_s3(supervisor: Supervisor) -> tuple[str, Any]:
+    port = free_port()
+    supervisor.start("s3", [str(BIN / "moto_server"), "-H", LOOPBACK, "-p", str(port)], dict(os.environ))
+    endpoint = f"http://{LOOPBACK}:{port}"
+    client = s3_client(endpoint)
 
     def answers() -> bool:
         try:
@@ -188,23 +234,6 @@ def start_s3(supervisor: Supervisor) -> tuple[str, Any]:
     wait_for(answers, timeout=90, what="moto's S3 server to answer", interval=0.5)
     client.create_bucket(Bucket=BUCKET)
     return endpoint, client
-
-
-def s3_keys(client: Any) -> dict[str, int]:
-    keys: dict[str, int] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        keys.update({item["Key"]: int(item["Size"]) for item in page.get("Contents", [])})
-    return keys
-
-
-def s3_sha256(client: Any, key: str) -> tuple[str, int]:
-    body = client.get_object(Bucket=BUCKET, Key=key)["Body"]
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in iter(lambda: body.read(1 << 20), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def key_of(url: str) -> str:
@@ -247,8 +276,104 @@ class Metadata:
             )
             return [str(host) for _, host in cursor.fetchall()]
 
+    def xcoms(self, dag_id: str, run_ids: Sequence[str]) -> list[Any]:
+        """Every XCom value of the runs, decoded."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT value FROM xcom WHERE dag_id = %s AND run_id = ANY(%s) "
+                "ORDER BY run_id, task_id, map_index, key",
+                (dag_id, list(run_ids)),
+            )
+            rows = cursor.fetchall()
+        values = []
+        for (value,) in rows:
+            if isinstance(value, str):  # a value stored as a JSON document holding JSON text
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+            values.append(value)
+        return values
+
+    def asset_events(self, asset_name: str) -> list[tuple[int, dict[str, Any]]]:
+        """``(id, extra)`` of every event of the asset, oldest first."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT e.id, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE a.name = %s ORDER BY e.id",
+                (asset_name,),
+            )
+            return [(int(event_id), dict(extra or {})) for event_id, extra in cursor.fetchall()]
+
+    def consuming_runs(self, dag_id: str) -> dict[int, list[str]]:
+        """The runs of the DAG that consumed each asset event, by event id."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.event_id, r.run_id FROM dagrun_asset_event c JOIN dag_run r ON r.id = c.dag_run_id "
+                "WHERE r.dag_id = %s ORDER BY r.run_id",
+                (dag_id,),
+            )
+            consumers: dict[int, list[str]] = {}
+            for event_id, run_id in cursor.fetchall():
+                consumers.setdefault(int(event_id), []).append(str(run_id))
+            return consumers
+
     def close(self) -> None:
         self.connection.close()
+
+
+def simulator_call(simulator: SimulatorService, method: str, path: str, body: Any = None) -> Any:
+    """One request to the simulator's API, as a client of its own (not through Airflow)."""
+    request = urllib.request.Request(
+        simulator.base_url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": simulator.api_key, "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def place_recurring_order(simulator: SimulatorService) -> dict[str, Any]:
+    """The recurring tasking order whose captures ``pixxel_capture_events`` watches.
+
+    Placed before Airflow starts: the DAG's watcher is built from ``PIXXEL_CAPTURE_ORDER_ITEM_IDS``
+    when its file is parsed. It is the suite's own order, not a DAG's.
+    """
+    project_id = simulator.connection()["extra"]["project_id"]
+    bandset_id = simulator_call(simulator, "GET", "/v0/bandsets")["bandsets"][0]["id"]
+    start = datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=3)
+    ring = [[77.0, 12.0], [77.1, 12.0], [77.1, 12.1], [77.0, 12.1], [77.0, 12.0]]
+    item = {
+        "project_id": project_id,
+        "name": "deploy-recurring-captures",
+        "geometry": {
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+            ],
+        },
+        "usecase": "agriculture",
+        "bandset": {"bandset_id": bandset_id},
+        "recurrence": "MONTHLY",
+        "no_of_occurrences": CAPTURE_OCCURRENCES,
+        "start_date": f"{start.isoformat()}T00:00:00Z",
+    }
+    order = simulator_call(simulator, "POST", "/v0/orders", {"order_items": [item]})
+    return {"order_id": str(order["id"]), "order_item_ids": [str(i["id"]) for i in order["order_items"]]}
+
+
+def delivered_catalogs(simulator: SimulatorService, order_item_ids: list[str]) -> list[str]:
+    found = simulator_call(
+        simulator, "POST", "/v0/catalogs/search", {"order_item_ids": order_item_ids, "limit": 100}
+    )
+    return sorted(str(c["id"]) for c in found["catalogs"])
+
+
+def run_span(api: AirflowApi, dag_id: str, run_ids: Sequence[str]) -> float:
+    """Seconds from the first run's start to the last one's end."""
+    runs = [api.run(dag_id, run_id) for run_id in run_ids]
+    start = min(datetime.datetime.fromisoformat(r["start_date"]) for r in runs)
+    end = max(datetime.datetime.fromisoformat(r["end_date"]) for r in runs)
+    return (end - start).total_seconds()
 
 
 def distributed_leg(report: Report, work: Path) -> None:
@@ -266,6 +391,7 @@ def distributed_leg(report: Report, work: Path) -> None:
     report.on_failure = lambda: supervisor.dump_tails(30)
     pg_root: Path | None = None
     metadata: Metadata | None = None
+    output_dir = f"s3://{BUCKET}/{STORE_PREFIX}"
     try:
         with report.check(
             LEG, "PostgreSQL, Redis, S3, simulator; Airflow on Celery: 2 workers, 2 triggerers"
@@ -274,40 +400,47 @@ def distributed_leg(report: Report, work: Path) -> None:
             redis_port = start_redis(supervisor, root / "redis")
             endpoint, s3 = start_s3(supervisor)
             simulator = start_simulator(supervisor, speed=3.0, package_size=LARGE_PACKAGE_BYTES)
+            recurring = place_recurring_order(simulator)
             aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
             database = f"postgresql+psycopg2://airflow@{LOOPBACK}:{pg_port}/airflow"
+            # [START howto_deploy_distributed_settings]
+            settings = {
+                "AIRFLOW__CELERY__BROKER_URL": f"redis://{LOOPBACK}:{redis_port}/0",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://airflow@{LOOPBACK}:{pg_port}/airflow",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_local_settings.deployment_hostname",
+                # A killed worker's task stops heartbeating: found and retried within the test's time.
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                # A task whose Celery message the killed worker had already taken (a deferred wait
+                # resuming, say) stays queued: its message is redelivered only after Redis's
+                # visibility timeout (6 h by default), and Airflow queues it again after this.
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+                "PIXXEL_DEPLOYMENT_RETRY_DELAY_SECONDS": "5",
+                # Read where the capture DAG's file is parsed: what its watcher follows, how often,
+                # and where the runs it triggers (which carry no conf) write.
+                "PIXXEL_CAPTURE_ORDER_ITEM_IDS": ",".join(recurring["order_item_ids"]),
+                "PIXXEL_CAPTURE_POLL_INTERVAL": str(CAPTURE_POLL_SECONDS),
+                "PIXXEL_CAPTURE_OUTPUT_DIR": output_dir,
+                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                    {
+                        "conn_type": "aws",
+                        "login": aws["AWS_ACCESS_KEY_ID"],
+                        "password": aws["AWS_SECRET_ACCESS_KEY"],
+                        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                    }
+                ),
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                **aws,
+            }
+            # [END howto_deploy_distributed_settings]
             site = airflow_site(
-                root / "home",
-                simulator,
-                executor="CeleryExecutor",
-                database_url=database,
-                extra={
-                    "AIRFLOW__CELERY__BROKER_URL": f"redis://{LOOPBACK}:{redis_port}/0",
-                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://airflow@{LOOPBACK}:{pg_port}/airflow",
-                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
-                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_local_settings.deployment_hostname",
-                    # A killed worker's task stops heartbeating: found and retried within the test's time.
-                    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-                    # A task whose Celery message the killed worker had already taken (a deferred wait
-                    # resuming, say) stays queued: its message is redelivered only after Redis's
-                    # visibility timeout (6 h by default), and Airflow queues it again after this.
-                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
-                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
-                    "PIXXEL_DEPLOYMENT_RETRY_DELAY_SECONDS": "5",
-                    "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                        {
-                            "conn_type": "aws",
-                            "login": aws["AWS_ACCESS_KEY_ID"],
-                            "password": aws["AWS_SECRET_ACCESS_KEY"],
-                            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-                        }
-                    ),
-                    "AWS_ENDPOINT_URL": endpoint,
-                    "AWS_DEFAULT_REGION": "us-east-1",
-                    **aws,
-                },
+                root / "home", simulator, executor="CeleryExecutor", database_url=database, extra=settings
             )
             site.run("db", "migrate", timeout=600)
+            # pixxel_fan_out's API-calling tasks run in this pool (its doc says to create it first).
+            site.run("pools", "set", "pixxel_api", "4", "Pixxel API")
             start_airflow_services(supervisor, site, triggerers=0)
             for name in TRIGGERERS:
                 env = {**site.env, "PIXXEL_DEPLOYMENT_HOSTNAME": name}
@@ -315,7 +448,7 @@ def distributed_leg(report: Report, work: Path) -> None:
             for name in WORKERS:
                 start_worker(supervisor, site.env, root, name)
             api = site.api()
-            wait_for_dags(api, [FLAGSHIP, DAILY_PNG])
+            wait_for_dags(api, EXAMPLE_DAGS)
             for dag_id in (FLAGSHIP, DAILY_PNG):
                 api.set_paused(dag_id, False)
             for name in WORKERS:
@@ -330,7 +463,6 @@ def distributed_leg(report: Report, work: Path) -> None:
 
         if metadata is None:
             return  # the deployment did not come up: the failed check above says why
-        output_dir = f"s3://{BUCKET}/outputs"
         run_id = "deploy-dist-flagship"
         killed_worker = ""
         with report.check(LEG, "flagship to s3://; a triggerer SIGKILLed holding its wait") as note:
@@ -379,7 +511,7 @@ def distributed_leg(report: Report, work: Path) -> None:
             seen_sizes: dict[str, set[int]] = {}
 
             def finished() -> str | None:
-                for key, size in s3_keys(s3).items():
+                for key, size in list_store(s3, BUCKET).items():
                     seen_sizes.setdefault(key, set()).add(size)
                 state = str(api.run(FLAGSHIP, run_id)["state"])
                 return state if state in ("success", "failed") else None
@@ -389,12 +521,11 @@ def distributed_leg(report: Report, work: Path) -> None:
             )
             if state != "success":
                 raise DeploymentError(f"{run_id} ended {state}: {task_states(api, FLAGSHIP, run_id)}")
-            summary_key = next(
-                k for k in s3_keys(s3) if k.endswith(f"{FLAGSHIP}/{today_midnight()[:10]}/summary.json")
-            )
+            summary_name = f"{FLAGSHIP}/{today_midnight()[:10]}/summary.json"
+            summary_key = next(k for k in list_store(s3, BUCKET) if k.endswith(summary_name))
             summary = json.loads(s3.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read())
             (imagery,) = summary["files"]
-            digest, size = s3_sha256(s3, key_of(imagery["path"]))
+            digest, size = sha256_and_size(s3, BUCKET, key_of(imagery["path"]))
             if (digest, size) != (imagery["sha256"], imagery["size"]) or size != LARGE_PACKAGE_BYTES:
                 raise DeploymentError(f"{imagery['path']}: {size} bytes sha256 {digest}, recorded {imagery}")
             if seen_sizes.get(key_of(imagery["path"]), {size}) != {size}:
@@ -407,50 +538,148 @@ def distributed_leg(report: Report, work: Path) -> None:
             hosts = metadata.task_hosts(FLAGSHIP, run_id, "download_imagery")  # type: ignore[union-attr]
             if len(hosts) < 2 or hosts[0] != killed_worker or hosts[-1] == killed_worker:
                 raise DeploymentError(f"download_imagery tries ran on {hosts}; {killed_worker} was killed")
-            orders = creates_in(read_log(simulator.log), "order")
+            orders = [o for o in creates_in(read_log(simulator.log), "order") if o != recurring["order_id"]]
             if orders != [summary["order_id"]]:
                 raise DeploymentError(f"orders created: {orders}, expected exactly {summary['order_id']}")
             note["detail"] = (
                 f"{killed_worker} killed at {part_size >> 20} MiB of {size >> 20} MiB; tries on {hosts}; "
                 f"object sha256 {digest[:12]}... matches; 1 order"
             )
+        if killed_worker:
+            # Back to two workers for what follows, whatever the check above found.
             start_worker(supervisor, site.env, root, killed_worker)
 
-        with report.check(LEG, "backfill 5 days, 3 at a time, to s3://") as note:
-            runs = backfill(
-                site,
-                DAILY_PNG,
-                "2025-03-02",
-                "2025-03-06",
-                conf={"output_dir": output_dir},
-                max_active_runs=3,
-            )
-            overlap = most_at_once(runs)
-            if overlap > 3:
-                raise DeploymentError(f"{overlap} backfill runs ran at once; the limit was 3")
-            manifests = sorted(
-                k
-                for k in s3_keys(s3)
-                if k.startswith(f"outputs/{DAILY_PNG}/") and k.endswith("manifest.json")
-            )
-            partitions = [k.split("/")[-2] for k in manifests]
-            expected = ["2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05", "2025-03-06"]
-            if partitions != expected:
-                raise DeploymentError(f"partitions in the store: {partitions}")
-            for key in manifests:
-                png = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["png"]
-                if s3_sha256(s3, key_of(png["path"]))[0] != png["sha256"]:
-                    raise DeploymentError(f"{png['path']} does not match its manifest")
-            note["detail"] = f"5 partitions in s3://{BUCKET}; {overlap} runs at once at the peak"
+        runs: dict[str, list[str]] = {FLAGSHIP: [run_id]}
+        with StoreWatcher(s3_client(endpoint), BUCKET) as watcher:
+            with report.check(
+                LEG, "5 more example DAGs at once: 4 triggered, 1 by its asset watcher"
+            ) as note:
+                # One large package was needed (the worker killed in its middle); the other DAGs'
+                # packages are the simulator's default 256 KiB.
+                os.kill(supervisor.services["simulator"].process.pid, signal.SIGUSR1)
+                wait_for(
+                    lambda: any(e["event"] == "package_size" for e in read_log(simulator.log)),
+                    timeout=30,
+                    what="the simulator to make default-size packages",
+                    interval=0.2,
+                )
+                for dag_id in TRIGGERED:
+                    api.set_paused(dag_id, False)
+                    runs[dag_id] = [
+                        api.trigger(
+                            dag_id,
+                            logical_date=today_midnight(),
+                            conf={"output_dir": output_dir},
+                            run_id=f"deploy-dist-{dag_id}",
+                        )
+                    ]
+                # Its watcher starts once the DAG is unpaused and its file parsed again.
+                api.set_paused(CAPTURES, False)
+                note["detail"] = (
+                    f"{', '.join(TRIGGERED)} triggered with output_dir={output_dir}; {CAPTURES} unpaused, "
+                    f"watching order items {recurring['order_item_ids']}"
+                )
+
+            with report.check(LEG, "backfill 5 days, 3 at a time, to s3://, alongside") as note:
+                backfill_runs = backfill(
+                    site,
+                    DAILY_PNG,
+                    "2025-03-02",
+                    "2025-03-06",
+                    conf={"output_dir": output_dir},
+                    max_active_runs=3,
+                )
+                runs[DAILY_PNG] = [str(r["dag_run_id"]) for r in backfill_runs]
+                overlap = most_at_once(backfill_runs)
+                if overlap > 3:
+                    raise DeploymentError(f"{overlap} backfill runs ran at once; the limit was 3")
+                manifests = sorted(
+                    k
+                    for k in list_store(s3, BUCKET)
+                    if k.startswith(f"{STORE_PREFIX}/{DAILY_PNG}/") and k.endswith("manifest.json")
+                )
+                partitions = [k.split("/")[-2] for k in manifests]
+                expected = ["2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05", "2025-03-06"]
+                if partitions != expected:
+                    raise DeploymentError(f"partitions in the store: {partitions}")
+                note["detail"] = f"5 partitions in s3://{BUCKET}; {overlap} runs at once at the peak"
+
+            with report.check(LEG, "every run ended, the watcher's among them") as note:
+                assert metadata is not None
+
+                def capture_runs() -> list[str] | None:
+                    assert metadata is not None
+                    events = metadata.asset_events(CAPTURE_ASSET)
+                    consumers = metadata.consuming_runs(CAPTURES)
+                    if len(events) < CAPTURE_OCCURRENCES or any(e not in consumers for e, _ in events):
+                        return None
+                    run_ids = sorted({r for e, _ in events for r in consumers[e]})
+                    ended = all(api.run(CAPTURES, r)["state"] in ("success", "failed") for r in run_ids)
+                    return run_ids if ended else None
+
+                def all_ended() -> list[str] | None:
+                    for dag_id in TRIGGERED:
+                        if api.run(dag_id, runs[dag_id][0])["state"] not in ("success", "failed"):
+                            return None
+                    return capture_runs()
+
+                runs[CAPTURES] = wait_for(
+                    all_ended, timeout=RUN_TIMEOUT_SECONDS, what="the example DAGs' runs to end", interval=2
+                )
+                states = {d: [str(api.run(d, r)["state"]) for r in runs[d]] for d in (*TRIGGERED, CAPTURES)}
+                note["detail"] = "; ".join(f"{d} {', '.join(s)}" for d, s in states.items())
+
+        seen = watcher.seen()
+        created = creations(read_log(simulator.log))
+        set_up = {recurring["order_id"], *recurring["order_item_ids"]}
+        records: dict[str, RunRecord] = {}
+        for dag_id in EXAMPLE_DAGS:
+            with report.check(LEG, f"{dag_id}: runs, objects in S3, creations") as note:
+                run_ids = runs.get(dag_id) or []
+                if not run_ids:
+                    raise DeploymentError(f"{dag_id} has no run to check")
+                failed = {
+                    r: task_states(api, dag_id, r)
+                    for r in run_ids
+                    if api.run(dag_id, r)["state"] != "success"
+                }
+                if failed:
+                    raise DeploymentError(f"runs of {dag_id} not successful: {failed}")
+                record = records[dag_id] = RunRecord(dag_id, run_ids, metadata.xcoms(dag_id, run_ids))
+                files, objects = check_store(s3, BUCKET, record, seen)
+                counts = check_creations(created, record, set_up)
+                extra = ""
+                if dag_id == CAPTURES:
+                    extra = "; " + check_capture_events(metadata, simulator, recurring, record)
+                note["seconds"] = str(run_span(api, dag_id, run_ids))
+                made = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+                note["detail"] = (
+                    f"{len(run_ids)} run(s) succeeded; {files} recorded files match their objects "
+                    f"({objects} objects, every one accounted for, no .part); created {made}{extra}"
+                )
+
+        with report.check(LEG, "every example DAG file: its DAGs ran above, or it defines none") as note:
+            note["detail"] = check_every_dag_file_ran(api, EXAMPLE_DAGS)
 
         with report.check(LEG, "nothing bought twice, nothing lost") as note:
-            entries = read_log(simulator.log)
-            orders = creates_in(entries, "order")
-            keys = s3_keys(s3)
-            parts = [k for k in keys if k.endswith(".part") or ".part." in k]
-            if len(orders) != 1 or parts:
-                raise DeploymentError(f"orders {orders}; .part objects {parts}")
-            note["detail"] = f"1 order; {len(keys)} objects in the store, no .part"
+            kinds = check_every_creation_owned(created, records.values(), set_up)
+            keys = list_store(s3, BUCKET)
+            parts = sorted(k for k in {*keys, *seen} if is_part(k))
+            if parts:
+                raise DeploymentError(f".part objects were visible in the store: {parts}")
+            outside = [
+                k for k in keys if not k.startswith(tuple(f"{STORE_PREFIX}/{d}/" for d in EXAMPLE_DAGS))
+            ]
+            if outside:
+                raise DeploymentError(f"objects outside every example DAG's prefix: {outside}")
+            if watcher.errors:
+                raise DeploymentError(f"store listings failed: {watcher.errors[:3]}")
+            order_count = kinds.get("order", 0)
+            note["detail"] = (
+                f"{sum(kinds.values())} creations, each owned by exactly one DAG's run(s) or the suite's "
+                f"recurring order ({order_count} orders); {len(keys)} objects, none a .part in "
+                f"{watcher.listings} listings"
+            )
     finally:
         report.on_failure = None
         if metadata is not None:
@@ -461,6 +690,51 @@ def distributed_leg(report: Report, work: Path) -> None:
             shutil.rmtree(pg_root, ignore_errors=True)
         if left:
             report.add(Outcome(LEG, "every process stopped", "failed", 0.0, f"still running: {left}"))
+
+
+def check_every_dag_file_ran(api: AirflowApi, ran: Sequence[str]) -> str:
+    """Every file of ``example_dags/`` parsed without error, and every DAG they define is one this leg ran:
+    a DAG added to the examples fails the leg until the leg runs it, rather than being left out unseen.
+
+    :raises DeploymentError: naming the files that failed to import and the DAGs the leg did not run.
+    """
+    errors = api.get("/api/v2/importErrors?limit=100")["import_errors"]
+    if errors:
+        raise DeploymentError(f"example DAG files that failed to import: {[e['filename'] for e in errors]}")
+    parsed = {str(d["dag_id"]): Path(d["fileloc"]).name for d in api.get("/api/v2/dags?limit=100")["dags"]}
+    not_run = sorted(set(parsed) - set(ran))
+    if not_run:
+        raise DeploymentError(f"example DAGs this leg does not run: {not_run}")
+    files = sorted(p.name for p in EXAMPLE_DAGS_FOLDER.glob("*.py"))
+    without = [name for name in files if name not in parsed.values()]
+    ran_files = len(files) - len(without)
+    return f"{len(parsed)} DAGs from {ran_files} files, all run; no DAG in {', '.join(without)}"
+
+
+def check_capture_events(
+    metadata: Metadata, simulator: SimulatorService, recurring: dict[str, Any], record: RunRecord
+) -> str:
+    """One asset event per delivered capture, none twice, and each capture processed by one run.
+
+    :raises DeploymentError: naming the captures emitted or processed other than once.
+    """
+    catalogs = delivered_catalogs(simulator, recurring["order_item_ids"])
+    if len(catalogs) != CAPTURE_OCCURRENCES:
+        raise DeploymentError(f"the recurring order has {len(catalogs)} captures, not {CAPTURE_OCCURRENCES}")
+    emitted = sorted(str(extra["payload"]["catalog_id"]) for _, extra in metadata.asset_events(CAPTURE_ASSET))
+    if emitted != catalogs:
+        raise DeploymentError(f"the watcher emitted {emitted}; the captures are {catalogs}")
+    processed = sorted(
+        str(catalog)
+        for value in record.values
+        if isinstance(value, list)
+        for request in value
+        if isinstance(request, dict)
+        for catalog in request.get("catalog_ids", [])
+    )
+    if processed != catalogs:
+        raise DeploymentError(f"captures processed: {processed}; delivered: {catalogs}")
+    return f"{len(emitted)} asset events, one per capture, in {len(record.run_ids)} run(s)"
 
 
 def start_worker(supervisor: Supervisor, env: dict[str, str], root: Path, name: str) -> None:
