@@ -55,6 +55,7 @@ MAX_CAPTURES_PER_RUN = 100
 QUICKLOOK_NAME = "quicklook.png"
 
 
+# [START howto_capture_unfinished]
 def capture_is_finished(output_dir: str, catalog_id: str) -> bool:
     """Whether a run already processed the capture: its quicklook (written last) and its package's
     manifest both exist under ``<output_dir>/<dag_id>/<catalog id>/``, locally or in object storage."""
@@ -81,6 +82,9 @@ def unfinished_captures(output_dir: str, order_item_ids: list[str]) -> list[str]
             if isinstance(catalog, dict) and catalog.get("id")
         )
     return [catalog_id for _, catalog_id in delivered if not capture_is_finished(output_dir, catalog_id)]
+
+
+# [END howto_capture_unfinished]
 
 
 # [START howto_trigger_new_catalog]
@@ -149,7 +153,7 @@ with DAG(
         ),
     },
 ) as dag:
-
+    # [START howto_capture_every_catalog]
     @task
     def captures_to_process(
         triggering_asset_events: Any = None, params: dict[str, Any] | None = None
@@ -195,6 +199,8 @@ with DAG(
         return [
             {"catalog_ids": [catalog_id], "file_name": f"{catalog_id}/package"} for catalog_id in catalog_ids
         ]
+
+    # [END howto_capture_every_catalog]
 
     download_capture = PixxelDownloadCatalogsOperator.partial(
         task_id="download_capture",

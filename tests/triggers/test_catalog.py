@@ -253,8 +253,10 @@ def test_payloads_of_both_shapes_are_read() -> None:
         def __init__(self, payload: Any) -> None:
             self.extra = {"from_trigger": True, "payload": payload}
 
+    # [START howto_catalog_payloads]
     new = {"catalogs": [{"catalog_id": "c1", "order_item_id": "oi"}, {"catalog_id": "c2"}]}
     old = {"catalog_id": "c3", "order_item_id": "oi", "task_id": "t", "created_at": "x"}
+    # [END howto_catalog_payloads]
 
     assert [c["catalog_id"] for c in catalogs_in_payload(new)] == ["c1", "c2"]
     assert catalogs_in_payload(old) == [old]
