@@ -84,6 +84,39 @@ def unfinished_captures(output_dir: str, order_item_ids: list[str]) -> list[str]
     return [catalog_id for _, catalog_id in delivered if not capture_is_finished(output_dir, catalog_id)]
 
 
+def captures_to_take_up(output_dir: str, announced: list[dict[str, Any]]) -> list[str]:
+    """The catalog ids a run processes: those its events name, unless an earlier run finished them, then
+    every other unfinished capture of the watched order items (an event held back by Airflow's asset
+    queue, a poll split over events, an event lost), oldest first.
+
+    :raises ValueError: when no event names a catalog and no capture is unfinished (a manual run with
+        nothing to do).
+    """
+    # The order items watched where this task runs, and any an event names (should the variable be
+    # unset on this worker).
+    order_item_ids = list(
+        dict.fromkeys(
+            [*ORDER_ITEM_IDS, *(str(c["order_item_id"]) for c in announced if c.get("order_item_id"))]
+        )
+    )
+    unfinished = unfinished_captures(output_dir, order_item_ids)
+    from_events: list[str] = []
+    for catalog_id in (str(c["catalog_id"]) for c in announced):
+        if catalog_id in unfinished or not capture_is_finished(output_dir, catalog_id):
+            from_events.append(catalog_id)
+        else:
+            print(f"Capture {catalog_id} was processed by an earlier run: skipped")
+    held_back = [c for c in unfinished if c not in from_events]
+    if held_back:
+        print(f"Delivered but processed by no run yet, processed now: {held_back}")
+    if not announced and not held_back:
+        raise ValueError(
+            "nothing to process: no triggering asset event, an empty catalog_ids param and no "
+            f"unfinished capture of the watched order items {order_item_ids}"
+        )
+    return [*from_events, *held_back]
+
+
 # [END howto_capture_unfinished]
 
 
@@ -121,7 +154,8 @@ write under `PIXXEL_CAPTURE_OUTPUT_DIR` (a local path or an object-storage URL) 
    a run only the events registered before its asset-queue row was created, so an event landing just
    after would otherwise wait for the asset's next event, days later for a recurring order. Captures
    already finished are skipped; at most 100 per run (more: a warning, the rest go to the next run).
-   A manual run may name catalogs in the `catalog_ids` param, and processes the unfinished ones too.
+   A manual run may name catalogs in the `catalog_ids` param: exactly those are processed, finished or
+   not; a manual run without it processes the unfinished ones.
 2. **download_capture** (one mapped task per capture) requests the catalog's package, waits for it
    (deferrable) and extracts it under `output_dir/<dag_id>/<catalog id>/`.
 3. **render_quicklook** renders the capture's reflectance GeoTIFF as an 8-bit PNG (2-98 % stretch)
@@ -159,35 +193,15 @@ with DAG(
         triggering_asset_events: Any = None, params: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         assert params is not None
-        output_dir = str(params["output_dir"])
         announced = catalogs_of_events((triggering_asset_events or {}).get(new_captures, []))
         for catalog in announced:
             print(f"Capture {catalog['catalog_id']} of order item {catalog.get('order_item_id')}")
-        # Named by hand: processed as asked, finished or not.
-        requested = [str(c) for c in params["catalog_ids"]]
-        # The order items watched where this task runs, and any an event names (should the variable
-        # be unset on this worker).
-        order_item_ids = list(
-            dict.fromkeys(
-                [*ORDER_ITEM_IDS, *(str(c["order_item_id"]) for c in announced if c.get("order_item_id"))]
-            )
-        )
-        unfinished = unfinished_captures(output_dir, order_item_ids)
-        from_events: list[str] = []
-        for catalog_id in (str(c["catalog_id"]) for c in announced):
-            if catalog_id in unfinished or not capture_is_finished(output_dir, catalog_id):
-                from_events.append(catalog_id)
-            else:
-                print(f"Capture {catalog_id} was processed by an earlier run: skipped")
-        held_back = [c for c in unfinished if c not in from_events]
-        if held_back:
-            print(f"Delivered but processed by no run yet, processed now: {held_back}")
-        catalog_ids = list(dict.fromkeys([*requested, *from_events, *held_back]))
-        if not catalog_ids and not announced:
-            raise ValueError(
-                "nothing to process: no triggering asset event, an empty catalog_ids param and no "
-                f"unfinished capture of the watched order items {order_item_ids}"
-            )
+        # Named by hand: exactly these, finished or not (a manual run to a new output_dir must not
+        # take up the order's whole history).
+        requested = list(dict.fromkeys(str(c) for c in params["catalog_ids"]))
+        if requested:
+            print(f"Processing the catalogs the catalog_ids param names: {requested}")
+        catalog_ids = requested or captures_to_take_up(str(params["output_dir"]), announced)
         if len(catalog_ids) > MAX_CAPTURES_PER_RUN:
             logging.getLogger(__name__).warning(
                 "%d captures to process: this run takes the first %d, the next run the others "

@@ -236,3 +236,53 @@ def test_finished_captures_are_read_from_object_storage(sim: Any, monkeypatch: p
     assert not module["capture_is_finished"](output_dir, middle)
     assert module["unfinished_captures"](output_dir, order["order_item_ids"]) == [middle, newest]
     assert module["unfinished_captures"](output_dir, []) == []
+
+
+class AssetEventOf:
+    """A triggering asset event as the run reads it: the trigger's payload under ``extra["payload"]``."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.extra = {"from_trigger": True, "payload": payload}
+
+
+def test_what_a_run_takes_up_without_and_with_named_catalogs(
+    sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = fulfilled_order(sim, [recurring_item(sim, occurrences=3)])
+    oldest, middle, newest = sorted(
+        order["catalog_ids"], key=lambda c: (sim.state.catalogs[c]["created_at"], c)
+    )
+    set_example_connections(sim, monkeypatch)
+    monkeypatch.setenv("PIXXEL_CAPTURE_ORDER_ITEM_IDS", ",".join(order["order_item_ids"]))
+    task = load_dag("pixxel_capture_events.py").get_task("captures_to_process")
+    asset = task.python_callable.__globals__["new_captures"]
+
+    def take_up(events: list[dict[str, Any]], catalog_ids: list[str]) -> list[str]:
+        params = {"output_dir": str(tmp_path), "catalog_ids": catalog_ids}
+        requests = task.python_callable(
+            triggering_asset_events={asset: [AssetEventOf(p) for p in events]}, params=params
+        )
+        return [c for request in requests for c in request["catalog_ids"]]
+
+    # A manual run without names: every unfinished capture, oldest first.
+    assert take_up([], []) == [oldest, middle, newest]
+    # An event naming the newest: it first, then the two no run has finished.
+    assert take_up([{"catalogs": [{"catalog_id": newest}]}], []) == [newest, oldest, middle]
+    # Named by hand: exactly those, and no search of the order's history.
+    sim.state.clear_records()
+    assert take_up([], [middle]) == [middle]
+    assert sim.state.requests("POST", "/v0/catalogs/search") == []
+
+    # Where the variable is unset, the order items an event names are still searched.
+    monkeypatch.delenv("PIXXEL_CAPTURE_ORDER_ITEM_IDS")
+    task = load_dag("pixxel_capture_events.py").get_task("captures_to_process")
+    asset = task.python_callable.__globals__["new_captures"]
+    old_shape = {
+        "catalog_id": oldest,
+        "order_item_id": order["order_item_ids"][0],
+        "task_id": "t",
+        "created_at": "x",
+    }
+    assert take_up([old_shape], []) == [oldest, middle, newest]
+    with pytest.raises(ValueError, match="nothing to process"):
+        take_up([], [])
