@@ -245,6 +245,18 @@ class AssetEventOf:
         self.extra = {"from_trigger": True, "payload": payload}
 
 
+class TriggeringEventsOf:
+    """``triggering_asset_events`` as the task reads it: the events of one asset (an Asset with watchers
+    is not hashable on Airflow 3.1, so no dict)."""
+
+    def __init__(self, asset: Any, payloads: list[dict[str, Any]]) -> None:
+        self.asset = asset
+        self.events = [AssetEventOf(p) for p in payloads]
+
+    def get(self, asset: Any, default: Any = None) -> Any:
+        return self.events if asset is self.asset else default
+
+
 def test_what_a_run_takes_up_without_and_with_named_catalogs(
     sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,7 +272,7 @@ def test_what_a_run_takes_up_without_and_with_named_catalogs(
     def take_up(events: list[dict[str, Any]], catalog_ids: list[str]) -> list[str]:
         params = {"output_dir": str(tmp_path), "catalog_ids": catalog_ids}
         requests = task.python_callable(
-            triggering_asset_events={asset: [AssetEventOf(p) for p in events]}, params=params
+            triggering_asset_events=TriggeringEventsOf(asset, events), params=params
         )
         return [c for request in requests for c in request["catalog_ids"]]
 
