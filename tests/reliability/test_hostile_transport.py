@@ -681,6 +681,32 @@ async def test_the_catalog_trigger_emits_a_full_event_before_fetching_the_next_p
     assert rest == ["c3"]
 
 
+async def test_the_catalogs_of_pages_before_a_bad_one_are_still_emitted(
+    monkeypatch: pytest.MonkeyPatch, api: Loopback
+) -> None:
+    def search(exchange: Exchange) -> None:
+        if json.loads(exchange.seen.body)["offset"] == 0:
+            exchange.json({"catalogs": [catalog("c1"), catalog("c2")], "pagination": {"total": 3}})
+        else:
+            exchange.send(200, b'{"catalogs": "not a list"}', {"Content-Type": "application/json"})
+
+    api.routes["/v0/catalogs/search"] = search
+    connect(monkeypatch, api.base_url, max_retries=0)
+    monkeypatch.setattr(catalog_module, "sleep", Polls(limit=1))
+    run = PixxelNewCatalogTrigger(order_item_ids=["oi-1"], poll_interval=1).run()
+
+    events = []
+    try:
+        async for event in run:
+            events.append([c["catalog_id"] for c in event.payload["catalogs"]])
+    except Polls.Stop:
+        pass
+
+    # The second page's bad answer ended the poll; the first page's catalogs still got their event.
+    assert events == [["c1", "c2"]]
+    assert len(api.requests) == 2
+
+
 # -- 5. dot segments never reach another endpoint ---------------------------------------------------------
 
 
