@@ -1,13 +1,13 @@
-"""Event-driven scheduling on Pixxel deliveries: one asset event per newly delivered catalog.
+"""Event-driven scheduling on Pixxel deliveries: one asset event per poll, naming every new catalog.
 
 :class:`PixxelNewCatalogTrigger` goes in an ``AssetWatcher``. Each capture of a recurring tasking order
 is delivered as a catalog; the trigger polls the catalog search of the watched order items and emits
-one event per catalog it has not emitted before, so a DAG scheduled on the asset runs once per new
-capture instead of polling on a timetable::
+one event per poll that found catalogs it has not emitted before, listing all of them, so a DAG
+scheduled on the asset runs when captures land instead of polling on a timetable::
 
     from airflow.sdk import DAG, Asset, AssetWatcher
 
-    from airflow_provider_pixxel.triggers.catalog import PixxelNewCatalogTrigger
+    from airflow_provider_pixxel.triggers.catalog import PixxelNewCatalogTrigger, catalogs_of_events
 
     captures = Asset(
         "pixxel-field-42-captures",
@@ -20,7 +20,20 @@ capture instead of polling on a timetable::
     )
 
     with DAG("process_capture", schedule=[captures]):
-        ...  # read the catalog id from context["triggering_asset_events"][captures][-1].extra["payload"]
+        ...  # catalogs_of_events(context["triggering_asset_events"][captures]): every catalog named
+
+Why one event per poll and not one per catalog. Airflow (3.3.2, ``SchedulerJobRunner`` and
+``AssetManager``) does not hand a run "every event so far": an asset event queues the DAG by inserting
+one row per (asset, DAG) in ``asset_dag_run_queue``, and an event that finds the row already there adds
+nothing (the insert is skipped, the row keeps its first ``created_at``). When the scheduler creates
+the run it takes the events whose timestamp is at or before that row's ``created_at`` (and after the
+previous asset-triggered run), then deletes the row. So an event registered after the row was created
+but before the run was, even milliseconds later, belongs to no run: it waits until the asset's next
+event queues the DAG again, which for a recurring order can be days. Two captures found by one poll and
+emitted as two events were split exactly so. One event carrying both goes into one run. What a single
+event cannot cover (the next poll's event landing while the previous run is still queued, a poll too
+large for one event, an event lost to a triggerer crash) is what the DAG's own look for unfinished
+captures is for (see ``example_dags/pixxel_capture_events.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +59,9 @@ from airflow_provider_pixxel.hooks.transport import DEFAULT_CONN_ID
 
 # The API's catalog search answers 2 per page unless asked: ask for many.
 CATALOG_PAGE_SIZE = 100
+# At most this many catalogs in one event: a poll that finds more (the first poll of a watcher started
+# on a long-running order) emits an event each time it has this many, so what it holds stays bounded.
+MAX_CATALOGS_PER_EVENT = 100
 DEFAULT_POLL_INTERVAL = 600.0
 # Asset-state key of one emitted catalog; a key per catalog keeps each write independent of the others.
 EMITTED_KEY_PREFIX = "pixxel_catalog_emitted:"
@@ -76,22 +92,57 @@ def _order_item_ids(value: Any) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def catalogs_in_payload(payload: Any) -> list[dict[str, Any]]:
+    """The catalogs one event payload names: ``payload["catalogs"]``, or the payload itself when it is
+    the single-catalog shape ``{"catalog_id", "order_item_id", ...}`` that provider versions before
+    the per-poll events emitted (and that an asset event sent by hand may still use).
+
+    Entries without a ``catalog_id`` are left out; anything that is not a payload names nothing.
+    """
+    if not isinstance(payload, dict):
+        return []
+    listed = payload.get("catalogs")
+    entries = listed if isinstance(listed, list) else [payload]
+    return [entry for entry in entries if isinstance(entry, dict) and entry.get("catalog_id")]
+
+
+def catalogs_of_events(asset_events: Any) -> list[dict[str, Any]]:
+    """Every catalog the watcher's events name, in event order, each catalog id once.
+
+    ``asset_events`` are a run's triggering asset events of the watched asset (each ``extra`` holds
+    the trigger's payload under ``"payload"``).
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for event in asset_events or []:
+        for catalog in catalogs_in_payload((getattr(event, "extra", None) or {}).get("payload")):
+            found.setdefault(str(catalog["catalog_id"]), catalog)
+    return list(found.values())
+
+
 class PixxelNewCatalogTrigger(BaseEventTrigger):
-    """Emit one event per catalog newly delivered to the watched order items; never one twice.
+    """Emit, per poll, one event naming every catalog newly delivered to the watched order items.
 
     Every ``poll_interval`` seconds the trigger walks all pages of ``search_catalogs`` for each order
-    item (one HTTP client per run; the hook's retry policy on each request) and emits, page by page and
-    oldest first within a page, ``{"catalog_id", "order_item_id", "task_id", "created_at"}`` for each
-    catalog not emitted before.
-    Catalogs already delivered when the watcher starts are emitted too, once.
+    item (one HTTP client per run; the hook's retry policy on each request) and emits one event
+    ``{"catalogs": [{"catalog_id", "order_item_id", "task_id", "created_at"}, ...]}`` listing, oldest
+    first, every catalog not emitted before; a poll that finds nothing new emits nothing. Catalogs
+    already delivered when the watcher starts are emitted too, once. Read the payloads with
+    :func:`catalogs_of_events`, which also accepts the single-catalog payload
+    ``{"catalog_id", ...}`` of earlier versions. There is no top-level ``catalog_id`` any more, on
+    purpose: a consumer reading only that would silently skip every catalog but the first.
 
-    **At most once.** A catalog is recorded as emitted *before* its event is yielded. On Airflow 3.3+
-    the record lives in the watched asset's ``asset_state_store``, so a restarted triggerer does not
-    emit it again; if the triggerer dies between the record and the event reaching the database, that
-    one capture gets no event (its catalog id is in the triggerer log: send an asset event by hand to
-    process it). Without an asset state store (older Airflow, or the trigger used outside an
-    ``AssetWatcher``) the record is kept in memory only, and a restart emits every catalog again; a
-    warning says so once.
+    One event per poll because Airflow gives an asset-triggered run only the events registered before
+    its queue row was created (see the module docstring): captures found together must travel
+    together. A poll that finds more than :data:`MAX_CATALOGS_PER_EVENT` catalogs emits an event each
+    time it has that many (memory stays bounded), so such a poll can still be split over runs.
+
+    **Never twice, at most once.** Every catalog of an event is recorded as emitted *before* the event
+    is yielded. On Airflow 3.3+ the record lives in the watched asset's ``asset_state_store``, so a
+    restarted triggerer does not emit it again; if the triggerer dies between the record and the event
+    reaching the database, those captures get no event (their catalog ids are in the triggerer log; the
+    example capture DAG's runs also process any capture without a finished output). Without an asset
+    state store (older Airflow, or the trigger used outside an ``AssetWatcher``) the record is kept in
+    memory only, and a restart emits every catalog again; a warning says so once.
 
     Errors never end the watch and never make it spin: each poll, failed or not, is followed by
     ``poll_interval`` seconds of sleep. Errors a retry cannot fix (bad API key, unknown order item)
@@ -157,25 +208,37 @@ class PixxelNewCatalogTrigger(BaseEventTrigger):
             return True
         return False
 
-    async def _record_emitted(self, event: dict[str, Any]) -> None:
+    async def _record_emitted(self, catalog: dict[str, Any]) -> None:
         store = self._store()
         if store is not None:
             await store.aset(
-                EMITTED_KEY_PREFIX + event["catalog_id"],
+                EMITTED_KEY_PREFIX + catalog["catalog_id"],
                 {
-                    "order_item_id": event["order_item_id"],
+                    "order_item_id": catalog["order_item_id"],
                     "emitted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 },
             )
-        self._emitted.add(event["catalog_id"])
+        self._emitted.add(catalog["catalog_id"])
+
+    async def _event_for(self, catalogs: list[dict[str, Any]]) -> TriggerEvent:
+        """The event naming ``catalogs``, each recorded as emitted first (never twice)."""
+        catalogs.sort(key=lambda catalog: (str(catalog["created_at"] or ""), catalog["catalog_id"]))
+        for catalog in catalogs:
+            await self._record_emitted(catalog)
+        self.log.info(
+            "%d new catalog(s) delivered: %s",
+            len(catalogs),
+            ", ".join(f"{c['catalog_id']} (order item {c['order_item_id']})" for c in catalogs),
+        )
+        return TriggerEvent({"catalogs": catalogs})
 
     # -- polling -------------------------------------------------------------------------------------
 
     async def _delivered_pages(self, hook: PixxelAsyncHook) -> AsyncIterator[list[dict[str, Any]]]:
-        """The catalogs of each watched order item, one search page at a time, as event payloads.
+        """The catalogs of each watched order item, one search page at a time, as event entries.
 
-        Page by page so that a long result is never held whole, and what a page brings is emitted
-        before the next is fetched; within a page, oldest first.
+        Page by page so that a long result is never held whole: a full event is emitted before the
+        next page is fetched.
         """
         for order_item_id in self.order_item_ids:
             # One search per item: a catalog does not name its order item, the search filter does.
@@ -195,7 +258,6 @@ class PixxelNewCatalogTrigger(BaseEventTrigger):
                     for catalog in catalogs
                     if isinstance(catalog, dict) and catalog.get("id")
                 ]
-                found.sort(key=lambda event: (str(event["created_at"] or ""), event["catalog_id"]))
                 yield found
 
     @staticmethod
@@ -234,23 +296,24 @@ class PixxelNewCatalogTrigger(BaseEventTrigger):
 
     async def _watch(self, hook: PixxelAsyncHook) -> AsyncIterator[TriggerEvent]:
         while True:
+            # This poll's new catalogs by id: a catalog seen on two pages (the search shifted under
+            # the walk) or under two order items is named once.
+            new: dict[str, dict[str, Any]] = {}
             try:
                 async for delivered in self._delivered_pages(hook):
-                    for event in delivered:
-                        if await self._already_emitted(event["catalog_id"]):
+                    for catalog in delivered:
+                        if catalog["catalog_id"] in new or await self._already_emitted(catalog["catalog_id"]):
                             continue
-                        # Recorded before it is yielded: at most once, never twice.
-                        await self._record_emitted(event)
-                        self.log.info(
-                            "New catalog %s delivered for order item %s",
-                            event["catalog_id"],
-                            event["order_item_id"],
-                        )
-                        yield TriggerEvent(event)
+                        new[catalog["catalog_id"]] = catalog
+                        if len(new) == MAX_CATALOGS_PER_EVENT:
+                            yield await self._event_for(list(new.values()))
+                            new.clear()
             except PixxelError as error:
                 # A bad answer (an error, the wrong shape, a walk that would not end) ends this poll
-                # only; what earlier pages brought is already emitted.
+                # only; what earlier pages brought is still emitted, below.
                 self._log_error(error)
             else:
                 self._last_error = None
+            if new:
+                yield await self._event_for(list(new.values()))
             await sleep(self.poll_interval)

@@ -38,7 +38,8 @@ class ChaosCase:
 def _watch_a_fulfilled_recurring_order(
     sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch, output_dir: Path
 ) -> dict[str, Any]:
-    """As test_pixxel_capture_events.py: two captures delivered, handed to one asset-triggered run."""
+    """As test_pixxel_capture_events.py: two captures delivered, found by one poll, so named by one event
+    (the trigger's payload shape), handed to one asset-triggered run."""
     from tests.example_dags.example_runs import asset_triggered_runs
     from tests.operators.pixxel_sim import fulfilled_order, recurring_item
 
@@ -46,11 +47,11 @@ def _watch_a_fulfilled_recurring_order(
     with sim.faults.paused():
         order = fulfilled_order(sim, [recurring_item(sim, occurrences=2)])
     monkeypatch.setenv("PIXXEL_CAPTURE_ORDER_ITEM_IDS", ",".join(order["order_item_ids"]))
-    payloads = [
+    catalogs = [
         {"catalog_id": c, "order_item_id": order["order_item_ids"][0], "task_id": "t", "created_at": "x"}
         for c in order["catalog_ids"]
     ]
-    asset_triggered_runs(monkeypatch, "pixxel_recurring_captures", payloads)
+    asset_triggered_runs(monkeypatch, "pixxel_recurring_captures", [{"catalogs": catalogs}])
     return {"logical_date": None}
 
 

@@ -443,7 +443,7 @@ async def test_the_catalog_watch_survives_a_malformed_answer(
     finally:
         await run.aclose()
 
-    assert first.payload["catalog_id"] == "c1"
+    assert [c["catalog_id"] for c in first.payload["catalogs"]] == ["c1"]
     # The two bad answers each ended one poll (and its sleep); the third poll emitted.
     assert (len(api.requests), polls.count) == (3, 2), (api.paths(), polls.count)
 
@@ -652,9 +652,10 @@ async def test_the_async_pager_stops_at_the_page_cap(monkeypatch: pytest.MonkeyP
     assert len(api.requests) == 3
 
 
-async def test_the_catalog_trigger_emits_a_page_before_fetching_the_next(
+async def test_the_catalog_trigger_emits_a_full_event_before_fetching_the_next_page(
     monkeypatch: pytest.MonkeyPatch, api: Loopback
 ) -> None:
+    # One event per poll, but never more than MAX_CATALOGS_PER_EVENT held: here two, one page's worth.
     def search(exchange: Exchange) -> None:
         offset = json.loads(exchange.seen.body)["offset"]
         page = [catalog("c1"), catalog("c2")] if offset == 0 else [catalog("c3")]
@@ -663,6 +664,7 @@ async def test_the_catalog_trigger_emits_a_page_before_fetching_the_next(
     api.routes["/v0/catalogs/search"] = search
     connect(monkeypatch, api.base_url, max_retries=0)
     monkeypatch.setattr(catalog_module, "sleep", Polls(limit=1))
+    monkeypatch.setattr(catalog_module, "MAX_CATALOGS_PER_EVENT", 2)
     run = PixxelNewCatalogTrigger(order_item_ids=["oi-1"], poll_interval=1).run()
 
     first = await anext(run)
@@ -670,13 +672,39 @@ async def test_the_catalog_trigger_emits_a_page_before_fetching_the_next(
     rest = []
     try:
         async for event in run:
-            rest.append(event.payload["catalog_id"])
+            rest += [c["catalog_id"] for c in event.payload["catalogs"]]
     except Polls.Stop:
         pass
 
-    assert first.payload["catalog_id"] == "c1"
+    assert [c["catalog_id"] for c in first.payload["catalogs"]] == ["c1", "c2"]
     assert searched_by_the_first_event == 1
-    assert rest == ["c2", "c3"]
+    assert rest == ["c3"]
+
+
+async def test_the_catalogs_of_pages_before_a_bad_one_are_still_emitted(
+    monkeypatch: pytest.MonkeyPatch, api: Loopback
+) -> None:
+    def search(exchange: Exchange) -> None:
+        if json.loads(exchange.seen.body)["offset"] == 0:
+            exchange.json({"catalogs": [catalog("c1"), catalog("c2")], "pagination": {"total": 3}})
+        else:
+            exchange.send(200, b'{"catalogs": "not a list"}', {"Content-Type": "application/json"})
+
+    api.routes["/v0/catalogs/search"] = search
+    connect(monkeypatch, api.base_url, max_retries=0)
+    monkeypatch.setattr(catalog_module, "sleep", Polls(limit=1))
+    run = PixxelNewCatalogTrigger(order_item_ids=["oi-1"], poll_interval=1).run()
+
+    events = []
+    try:
+        async for event in run:
+            events.append([c["catalog_id"] for c in event.payload["catalogs"]])
+    except Polls.Stop:
+        pass
+
+    # The second page's bad answer ended the poll; the first page's catalogs still got their event.
+    assert events == [["c1", "c2"]]
+    assert len(api.requests) == 2
 
 
 # -- 5. dot segments never reach another endpoint ---------------------------------------------------------

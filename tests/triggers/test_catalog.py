@@ -1,4 +1,4 @@
-"""PixxelNewCatalogTrigger against the simulator: one event per delivered capture, never one twice.
+"""PixxelNewCatalogTrigger against the simulator: one event per poll naming every new capture, none twice.
 
 The trigger's sleep is replaced by one that records each pause and moves the simulator's ManualClock
 instead of waiting, so a recurring tasking order delivers its captures over "time" with no real sleep.
@@ -17,12 +17,17 @@ from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.simulator.faults import FaultRule
 from airflow_provider_pixxel.simulator.server import SimulatorHandle
 from airflow_provider_pixxel.triggers import catalog as catalog_module
-from airflow_provider_pixxel.triggers.catalog import EMITTED_KEY_PREFIX, PixxelNewCatalogTrigger
+from airflow_provider_pixxel.triggers.catalog import (
+    EMITTED_KEY_PREFIX,
+    PixxelNewCatalogTrigger,
+    catalogs_in_payload,
+    catalogs_of_events,
+)
 from tests.operators.pixxel_sim import fulfilled_order, recurring_item
 from tests.task_runner import rebuild_trigger
 
 SECONDS_PER_STEP = 60.0
-EVENT_KEYS = {"catalog_id", "order_item_id", "task_id", "created_at"}
+CATALOG_KEYS = {"catalog_id", "order_item_id", "task_id", "created_at"}
 
 
 class StopPolling(Exception):
@@ -92,6 +97,12 @@ async def collect(
     return events
 
 
+def catalogs_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every catalog the events name, in order; each event is exactly ``{"catalogs": [...]}``."""
+    assert all(set(event) == {"catalogs"} and event["catalogs"] for event in events), events
+    return [catalog for event in events for catalog in event["catalogs"]]
+
+
 def logged(capfd: pytest.CaptureFixture[str]) -> str:
     """What the trigger logged (Airflow's structlog writes to the standard streams)."""
     captured = capfd.readouterr()
@@ -153,7 +164,7 @@ def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None
 # -- events ----------------------------------------------------------------------------------------
 
 
-async def test_one_event_per_capture_as_the_recurring_order_delivers(
+async def test_one_event_per_poll_that_finds_a_capture_as_the_recurring_order_delivers(
     timed_sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order = fulfilled_order(timed_sim, [recurring_item(timed_sim, occurrences=3)])
@@ -167,23 +178,93 @@ async def test_one_event_per_capture_as_the_recurring_order_delivers(
     def on_event(event: dict[str, Any]) -> None:
         arrivals.append(len(pauses.seconds))
         # At most once: the record exists before anyone sees the event.
-        assert EMITTED_KEY_PREFIX + event["catalog_id"] in store.values
+        for catalog in event["catalogs"]:
+            assert EMITTED_KEY_PREFIX + catalog["catalog_id"] in store.values
 
     events = await collect(trigger, on_event)
+    catalogs = catalogs_in(events)
 
     delivered = delivered_catalog_ids(order["order_item_ids"])
     assert len(delivered) == 3
-    created = [e["created_at"] for e in events]
+    created = [e["created_at"] for e in catalogs]
     assert created == sorted(created)
-    assert {e["catalog_id"] for e in events} == delivered
+    assert {e["catalog_id"] for e in catalogs} == delivered
     assert len(events) == 3
-    assert all(set(e) == EVENT_KEYS for e in events)
-    assert {e["order_item_id"] for e in events} == set(order["order_item_ids"])
-    assert all(e["task_id"] and e["created_at"] for e in events)
+    assert [len(event["catalogs"]) for event in events] == [1, 1, 1]
+    assert all(set(e) == CATALOG_KEYS for e in catalogs)
+    assert {e["order_item_id"] for e in catalogs} == set(order["order_item_ids"])
+    assert all(e["task_id"] and e["created_at"] for e in catalogs)
     # One capture per poll as the clock moves on, then quiet polls that emit nothing more.
     assert arrivals == sorted(set(arrivals))
     assert len(pauses.seconds) == 9
     assert set(pauses.seconds) == {30.0}
+
+
+async def test_captures_found_by_one_poll_travel_in_one_event(
+    sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow hands a run only the events registered before its queue row was created: captures found
+    # together and emitted as separate events would be split, the later ones held back for days.
+    order = fulfilled_order(
+        sim, [recurring_item(sim, occurrences=2), {**recurring_item(sim, occurrences=1), "name": "field-43"}]
+    )
+    assert len(order["catalog_ids"]) == 3
+    pause_with(monkeypatch, sim, limit=2)
+    store = FakeAssetStateStore()
+    trigger = trigger_for(order)
+    trigger.asset_state_store = store
+
+    events = await collect(trigger)
+
+    (event,) = events
+    assert sorted(c["catalog_id"] for c in event["catalogs"]) == sorted(order["catalog_ids"])
+    assert {c["order_item_id"] for c in event["catalogs"]} == set(order["order_item_ids"])
+    assert sorted(store.values) == sorted(EMITTED_KEY_PREFIX + c for c in order["catalog_ids"])
+
+
+async def test_a_poll_larger_than_one_event_is_split_without_repeating_a_catalog(
+    sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = fulfilled_order(sim, [recurring_item(sim, occurrences=5)])
+    monkeypatch.setattr(catalog_module, "MAX_CATALOGS_PER_EVENT", 2)
+    monkeypatch.setattr(catalog_module, "CATALOG_PAGE_SIZE", 3)
+    pause_with(monkeypatch, sim, limit=1)
+    store = FakeAssetStateStore()
+    trigger = trigger_for(order)
+    trigger.asset_state_store = store
+    searches_before_event: list[int] = []
+
+    events = await collect(
+        trigger,
+        lambda event: searches_before_event.append(len(sim.state.requests("POST", "/v0/catalogs/search"))),
+    )
+
+    assert [len(event["catalogs"]) for event in events] == [2, 2, 1]
+    emitted = [c["catalog_id"] for c in catalogs_in(events)]
+    assert sorted(emitted) == sorted(order["catalog_ids"])
+    # Bounded: the first full event leaves before the second page is asked for.
+    assert searches_before_event[0] == 1
+    # The second poll finds nothing new and emits nothing.
+    assert len(sim.state.requests("POST", "/v0/catalogs/search")) == 4
+
+
+def test_payloads_of_both_shapes_are_read() -> None:
+    class Event:
+        def __init__(self, payload: Any) -> None:
+            self.extra = {"from_trigger": True, "payload": payload}
+
+    # [START howto_catalog_payloads]
+    new = {"catalogs": [{"catalog_id": "c1", "order_item_id": "oi"}, {"catalog_id": "c2"}]}
+    old = {"catalog_id": "c3", "order_item_id": "oi", "task_id": "t", "created_at": "x"}
+    # [END howto_catalog_payloads]
+
+    assert [c["catalog_id"] for c in catalogs_in_payload(new)] == ["c1", "c2"]
+    assert catalogs_in_payload(old) == [old]
+    assert catalogs_in_payload({"catalogs": [{"order_item_id": "oi"}, "c9"]}) == []
+    assert catalogs_in_payload(None) == []
+    events = [Event(new), Event(old), Event({"catalogs": [{"catalog_id": "c1"}]}), Event("junk")]
+    assert [c["catalog_id"] for c in catalogs_of_events(events)] == ["c1", "c2", "c3"]
+    assert catalogs_of_events(None) == []
 
 
 async def test_a_restarted_trigger_emits_nothing_already_emitted(
@@ -195,13 +276,13 @@ async def test_a_restarted_trigger_emits_nothing_already_emitted(
 
     first = trigger_for(order)
     first.asset_state_store = store
-    before_restart = await collect(first, max_events=2)
+    before_restart = catalogs_in(await collect(first, max_events=2))
 
     # The triggerer restarts: a new instance from the serialized kwargs, with the same asset's store.
     pause_with(monkeypatch, timed_sim, limit=6)
     second = rebuild_trigger(first)
     second.asset_state_store = store
-    after_restart = await collect(second)
+    after_restart = catalogs_in(await collect(second))
 
     assert len(before_restart) == 2
     assert len(after_restart) == 1
@@ -223,7 +304,7 @@ async def test_without_a_state_store_it_dedupes_in_memory_and_warns_once(
     order = fulfilled_order(sim, [recurring_item(sim, occurrences=2)])
     pause_with(monkeypatch, sim, limit=3)
 
-    events = await collect(trigger_for(order))
+    events = catalogs_in(await collect(trigger_for(order)))
 
     assert sorted(e["catalog_id"] for e in events) == sorted(order["catalog_ids"])
     assert logged(capfd).count("remembered in memory only") == 1
@@ -236,7 +317,7 @@ async def test_walks_every_page_past_the_api_default_of_two(
     assert len(order["catalog_ids"]) == 5
     pause_with(monkeypatch, sim, limit=0)
 
-    events = await collect(trigger_for(order))
+    events = catalogs_in(await collect(trigger_for(order)))
 
     assert sorted(e["catalog_id"] for e in events) == sorted(order["catalog_ids"])
     (search,) = sim.state.requests("POST", "/v0/catalogs/search")
@@ -246,7 +327,7 @@ async def test_walks_every_page_past_the_api_default_of_two(
     sim.state.clear_records()
     monkeypatch.setattr(catalog_module, "CATALOG_PAGE_SIZE", 2)
     pause_with(monkeypatch, sim, limit=0)
-    events = await collect(trigger_for(order))
+    events = catalogs_in(await collect(trigger_for(order)))
     assert len(events) == 5
     bodies = [r.body for r in sim.state.requests("POST", "/v0/catalogs/search")]
     assert [(b["offset"], b["limit"]) for b in bodies] == [(0, 2), (2, 2), (4, 2)]
@@ -260,7 +341,7 @@ async def test_each_order_item_is_searched_and_named_in_its_events(
     )
     pause_with(monkeypatch, sim, limit=0)
 
-    events = await collect(trigger_for(order))
+    events = catalogs_in(await collect(trigger_for(order)))
 
     with PixxelHook() as hook:
         by_item = {
@@ -286,7 +367,7 @@ async def test_server_errors_sleep_between_polls_then_events_resume(
     sim.faults.add(outage)
     pauses = pause_with(monkeypatch, sim, limit=6)
 
-    events = await collect(trigger_for(order))
+    events = catalogs_in(await collect(trigger_for(order)))
 
     assert outage.injected_count == 4  # one request per poll: the connection has no hook retries
     assert pauses.seconds == [30.0] * 7
