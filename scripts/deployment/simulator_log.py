@@ -9,7 +9,8 @@ appends to ``PATH``, a few times a second, one JSON object per line:
   the API (dry runs and estimates create nothing); a package also has ``"of"``, the ids of the job,
   task or insight (and AOI) it packages, as no API answer names a package's own id; and
 * ``{"event": "request", "method": "POST", "path": "/v0/orders", "status": 201, "time": ...}`` for every
-  request once it was answered (paths only: signed-URL queries are not written).
+  request once it was answered (paths only: signed-URL queries are not written), with ``"dry_run":
+  true|false`` when its body has that field (``POST /v0/orders`` prices with it and buys without it).
 
 The deployment suite reads it to prove "exactly one order placed" across processes it cannot look into.
 It serves until SIGINT or SIGTERM, then writes what is left and exits 0.
@@ -65,15 +66,17 @@ class LogWriter:
             # that was answered a moment later; the last flush writes the unanswered ones as they are.
             if request.status is None and not final:
                 break
-            self._write(
-                {
-                    "event": "request",
-                    "method": request.method,
-                    "path": request.path,
-                    "status": request.status,
-                    "time": request.time,
-                }
-            )
+            entry = {
+                "event": "request",
+                "method": request.method,
+                "path": request.path,
+                "status": request.status,
+                "time": request.time,
+            }
+            if isinstance(request.body, dict) and "dry_run" in request.body:
+                # A priced order and a bought one share method, path and status: only the body differs.
+                entry["dry_run"] = bool(request.body["dry_run"])
+            self._write(entry)
             self.requests_written += 1
         self.sink.flush()
 

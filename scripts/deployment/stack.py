@@ -422,6 +422,15 @@ class AirflowApi:
             self.get(f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=100")["task_instances"]
         )
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """A try's log as the API server serves it, its structured lines as JSON text."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        answer = self.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/{try_number}"
+            "?full_content=true"
+        )
+        return json.dumps(answer.get("content"))
+
     def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float) -> str:
         """The run's final state (``success`` or ``failed``), polling until it has one."""
 

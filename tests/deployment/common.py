@@ -122,6 +122,26 @@ def creates_in(entries: list[dict[str, Any]], kind: str) -> list[str]:
     return [e["id"] for e in entries if e["event"] == "created" and e["kind"] == kind]
 
 
+def write_command(site: AirflowSite, *args: str) -> None:
+    """An ``airflow`` CLI command that writes to the metadata database, sent again while SQLite is locked.
+
+    :raises DeploymentError: when the command fails otherwise, or is still locked out after
+        :data:`SQLITE_LOCKED_ATTEMPTS` attempts.
+    """
+    for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
+        try:
+            site.run(*args)
+            return
+        except DeploymentError as error:
+            # SQLite has one writer: the CLI's transaction can lose to the scheduler's ("database is
+            # locked" after sqlite3's 5 s busy wait) and is rolled back whole, so sending it again is safe.
+            if "database is locked" not in str(error) or attempt == SQLITE_LOCKED_ATTEMPTS:
+                raise
+            print(
+                f"{' '.join(args[:2])}: SQLite was locked (attempt {attempt}); sending it again", flush=True
+            )
+
+
 def backfill(
     site: AirflowSite,
     dag_id: str,
@@ -139,17 +159,18 @@ def backfill(
     options = ["--dag-run-conf", json.dumps(conf)]
     if max_active_runs:
         options += ["--max-active-runs", str(max_active_runs)]
-    command = ("backfill", "create", "--dag-id", dag_id, "--from-date", first_day, "--to-date", last_day)
-    for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
-        try:
-            site.run(*command, *options)
-            break
-        except DeploymentError as error:
-            # SQLite has one writer: the CLI's transaction can lose to the scheduler's ("database is
-            # locked" after sqlite3's 5 s busy wait) and is rolled back whole, so sending it again is safe.
-            if "database is locked" not in str(error) or attempt == SQLITE_LOCKED_ATTEMPTS:
-                raise
-            print(f"backfill create: SQLite was locked (attempt {attempt}); sending it again", flush=True)
+    write_command(
+        site,
+        "backfill",
+        "create",
+        "--dag-id",
+        dag_id,
+        "--from-date",
+        first_day,
+        "--to-date",
+        last_day,
+        *options,
+    )
     days = (datetime.date.fromisoformat(last_day) - datetime.date.fromisoformat(first_day)).days + 1
     api = site.api()
 

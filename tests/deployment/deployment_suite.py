@@ -9,8 +9,10 @@ line as it ends; a table of every check (leg, what, outcome, seconds) and the cl
   dag-processor, triggerer; LocalExecutor, SQLite) started as a user would, then driven through the REST
   API and the CLI: the flagship DAG and the daily-PNG DAG triggered through the scheduler with a logical
   date, a 3-day ``airflow backfill create``, a SIGKILLed triggerer during the flagship's deferred wait
-  (restarted by the supervisor; the wait resumes, exactly one order in the simulator's log), no listener
-  beyond loopback, the API key in no log file, and SIGINT stopping every process.
+  (restarted by the supervisor; the wait resumes, exactly one order in the simulator's log), five runs
+  of the archive purchase at once under a spend budget with room for two, their purchases in a one-slot
+  pool (exactly two bought, three refused, never two at once; ``tests/deployment/purchase_pool.py``), no
+  listener beyond loopback, the API key in no log file, and SIGINT stopping every process.
 * **distributed**: PostgreSQL (a throwaway ``initdb`` cluster), CeleryExecutor with a Redis broker, two
   Celery workers with separate working and temp directories and host names, two triggerers, and an S3
   store (moto's server) holding every output (``output_dir=s3://...``); then a worker SIGKILLed in the
@@ -61,6 +63,7 @@ from tests.deployment.common import (
     today_midnight,
     wait_for_task_state,
 )
+from tests.deployment.purchase_pool import PURCHASE_POOL, check_budget_pool, create_purchase_pool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,6 +99,9 @@ def single_machine_leg(report: Report, work: Path) -> None:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         cwd=REPO,
+        # Every service parses the purchases (place_order of the archive purchase and of the flagship)
+        # into the one-slot pool, created before the first run.
+        env={**os.environ, "PIXXEL_PURCHASE_POOL": PURCHASE_POOL},
     )
     seen_pids: set[int] = {launcher.pid}
 
@@ -133,6 +139,12 @@ def single_machine_leg(report: Report, work: Path) -> None:
         if api is None:
             return
         env = dict(json.loads(Path(info["env_file"]).read_text()))
+        site = AirflowSite(
+            Path(env["AIRFLOW_HOME"]), env, int(info["api_url"].rsplit(":", 1)[1]), info["password"]
+        )
+
+        with report.check(leg, "1-slot pool pixxel_purchases created before any run") as note:
+            create_purchase_pool(api, site, note)
 
         with report.check(leg, "every listener on 127.0.0.1") as note:
             pids = [p for pids in ready()["pids"].values() for p in pids]
@@ -190,9 +202,6 @@ def single_machine_leg(report: Report, work: Path) -> None:
 
         with report.check(leg, "airflow backfill create, 3 days") as note:
             backfill_days = ("2025-03-03", "2025-03-04", "2025-03-05")
-            site = AirflowSite(
-                Path(env["AIRFLOW_HOME"]), env, int(info["api_url"].rsplit(":", 1)[1]), info["password"]
-            )
             backfill(
                 site, DAILY_PNG, backfill_days[0], backfill_days[-1], conf={"output_dir": str(output_dir)}
             )
@@ -200,6 +209,11 @@ def single_machine_leg(report: Report, work: Path) -> None:
             if partitions != ["2025-03-02", *backfill_days]:
                 raise DeploymentError(f"partitions: {partitions}")
             note["detail"] = f"partitions {', '.join(partitions)}"
+
+        with report.check(leg, "5 budgeted purchases at once in a 1-slot pool") as note:
+            check_budget_pool(
+                api, site, state_dir / "service-logs" / "simulator-requests.jsonl", output_dir, note
+            )
 
         with report.check(leg, "the API key in no log file") as note:
             logs = [
