@@ -36,6 +36,7 @@ from airflow_provider_pixxel.exceptions import (
 )
 from airflow_provider_pixxel.hooks import DEFAULT_CONN_ID as DEFAULT_CONN_ID  # re-exported for the hooks
 from airflow_provider_pixxel.hooks.retry import DEFAULT_MAX_RETRIES, parse_retry_after
+from airflow_provider_pixxel.utils.arguments import true_or_false
 
 DEFAULT_BASE_URL = "https://api.pixxel.space"
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -169,14 +170,9 @@ def _flag(extras: Mapping[str, Any], name: str, default: bool, conn_id: str) -> 
     raw = _extra(extras, name)
     if raw is None:
         return default
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise PixxelConfigError(f"Connection {conn_id!r}: extra {name!r} must be true or false; got {raw!r}")
+    # A JSON extra may hold a number: 1 and 0 read as their text.
+    switch = raw if isinstance(raw, bool) else str(raw)
+    return true_or_false(f"Connection {conn_id!r}: extra {name!r}", switch)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
+from airflow_provider_pixxel.utils.arguments import true_or_false
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
 if TYPE_CHECKING:
@@ -42,16 +43,13 @@ DRY_RUN_SWITCH = "pixxel_dry_run"
 PRICE_XCOM_KEY = "pixxel_price"
 #: Template fields every purchase operator adds.
 BUDGET_TEMPLATE_FIELDS = ("budget_tokens", "budget_period")
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off", ""})
 
 
 def _switch(value: Any, where: str) -> bool:
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise PixxelConfigError(f"{where}[{DRY_RUN_SWITCH!r}] must be true or false, got {value!r}")
+    # An empty param or conf value (None, "" from a blank form field) leaves the switch off.
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return False
+    return true_or_false(f"{where}[{DRY_RUN_SWITCH!r}]", value)
 
 
 def dry_run_requested(context: Mapping[str, Any]) -> bool:

@@ -93,6 +93,22 @@ def require_text_list(field: str, value: Any) -> list[str]:
     return [require_text(f"{field}[{position}]", item) for position, item in enumerate(items)]
 
 
+_TRUE_TEXT = frozenset({"true", "1", "yes", "on"})
+_FALSE_TEXT = frozenset({"false", "0", "no", "off"})
+
+
+def true_or_false(field: str, value: Any) -> bool:
+    """A switch given as a boolean or as text ("true"/"false", "yes"/"no", "on"/"off", "1"/"0", any
+    case): what the connection form, a run's conf and rendered templates store."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE_TEXT | _FALSE_TEXT:
+            return text in _TRUE_TEXT
+    raise PixxelConfigError(f"{field} must be true or false; got {value!r}")
+
+
 def whole_number(field: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
     """An integer within ``[low, high]`` (either bound optional); numeric text (rendered templates) works.
 

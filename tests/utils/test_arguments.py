@@ -15,6 +15,7 @@ from airflow_provider_pixxel.utils.arguments import (
     id_list,
     require_text,
     require_text_list,
+    true_or_false,
     whole_number,
 )
 from tests.task_runner import make_context, run_task
@@ -167,3 +168,20 @@ def test_archive_search_refuses_a_six_number_box_before_any_request(sim: Any) ->
     with pytest.raises(PixxelConfigError, match="bbox must be four numbers"):
         run_task(PixxelArchiveSearchOperator(task_id="archive", bbox=[77.5, 12.9, 0, 77.6, 13.0, 100]))
     assert sim.state.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        *[(True, True), ("true", True), (" YES ", True), ("on", True), ("1", True)],
+        *[(False, False), ("False", False), ("no", False), ("off", False), ("0", False)],
+    ],
+)
+def test_true_or_false_reads_booleans_and_their_text(value: object, expected: bool) -> None:
+    assert true_or_false("switch", value) is expected
+
+
+@pytest.mark.parametrize("value", ["", "maybe", 1, None, ["true"]])
+def test_true_or_false_refuses_anything_else(value: object) -> None:
+    with pytest.raises(PixxelConfigError, match=r"switch must be true or false; got"):
+        true_or_false("switch", value)
