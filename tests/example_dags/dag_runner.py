@@ -58,6 +58,8 @@ def load_dag_in_own_bundle(source: str, folder: Path, monkeypatch: pytest.Monkey
     ``dag.test()`` runs a DAG only once it has found it in a configured bundle, so a test's own DAG
     cannot just be defined in the test: it is written to ``folder/dag.py`` and the bundle points there.
     """
+    from airflow.sdk import DAG
+
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "dag.py"
     path.write_text(source)
@@ -67,15 +69,9 @@ def load_dag_in_own_bundle(source: str, folder: Path, monkeypatch: pytest.Monkey
         "kwargs": {"path": str(folder), "refresh_interval": 0},
     }
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([bundle]))
-    dags = [value for value in runpy.run_path(str(path)).values() if isinstance(value, _dag_class())]
+    dags = [value for value in runpy.run_path(str(path)).values() if isinstance(value, DAG)]
     assert len(dags) == 1, f"expected one DAG in the test's source, found {len(dags)}"
     return dags[0]
-
-
-def _dag_class() -> type:
-    from airflow.sdk import DAG
-
-    return DAG
 
 
 def run_dag(dag: Any, **kwargs: Any) -> Any:
