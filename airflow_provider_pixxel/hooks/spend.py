@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.hooks.pagination import DEFAULT_MAX_PAGES, page_object, unexpected_answer
 from airflow_provider_pixxel.utils.arguments import whole_number
-from airflow_provider_pixxel.utils.dates import parse_datetime
+from airflow_provider_pixxel.utils.dates import parse_datetime, rfc3339
 
 if TYPE_CHECKING:
     from airflow_provider_pixxel.hooks.pixxel import PixxelHook
@@ -186,10 +186,6 @@ def _created_at(record: Mapping[str, Any], kind: str) -> datetime.datetime:
         ) from error
 
 
-def _range_query(since: datetime.datetime, until: datetime.datetime) -> str:
-    return f"{since:%Y-%m-%dT%H:%M:%SZ},{until:%Y-%m-%dT%H:%M:%SZ}"
-
-
 def _records(payload: Any, key: str) -> list[Mapping[str, Any]]:
     _, items = page_object(payload, key)
     return [item for item in items if isinstance(item, Mapping)]
@@ -211,7 +207,7 @@ def iter_purchases(
         return since <= moment < until
 
     for item in hook.iter_order_items(
-        project_ids=",".join(projects), created_at=_range_query(since, until), max_pages=max_pages
+        project_ids=",".join(projects), created_at=f"{rfc3339(since)},{rfc3339(until)}", max_pages=max_pages
     ):
         if not isinstance(item, Mapping):
             continue
