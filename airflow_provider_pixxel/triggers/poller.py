@@ -10,10 +10,14 @@ keeps its own deadline, event, logging and fatal-error handling; nothing of the 
 so a restarted triggerer rebuilds it from the triggers it runs.
 
 Rounds run on a grid of the shortest poll interval among the poller's waits, so waits that started
-at different moments fall into the same round after their first poll (each poll at most one interval
-late), and a wait whose interval is longer is simply left out of the rounds it is not due in. A wait's
-last poll, at its deadline, gets a round at that moment. A rate-limited round (429, after the hook's
-own retries) holds the whole poller back for the ``Retry-After`` the API asked for.
+at different moments fall into the same round after their first poll, and a wait whose interval is
+longer is simply left out of the rounds it is not due in. Where one list call answers for the waits
+(:attr:`~airflow_provider_pixxel.resources.Watchable.list_form`) and there are at least two waits' worth
+of polls per interval, the grid is half the interval and each wait is read every half interval: two
+list calls an interval then cost no more than the waits' own reads would, and a completion is seen
+within half an interval instead of a whole one. A wait's last poll, at its deadline, gets a round at
+that moment. A rate-limited round (429, after the hook's own retries) holds the whole poller back for
+the ``Retry-After`` the API asked for.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ log = logging.getLogger(__name__)
 
 # Two moments closer than this are one round (float sums of intervals never land exactly).
 _SAME_MOMENT = 1e-3
+
+#: Rounds per shortest interval of a poller whose waits are read with list calls (see the module's
+#: docstring): each such round costs one list call (per chunk of ids or page), so the rounds of an
+#: interval cost no more than the reads of the waits alone once there are this many waits' worth.
+LIST_ROUNDS_PER_INTERVAL = 2
 
 #: How long a new poller waits before its first round (never longer than its interval), so waits
 #: started together (a triggerer picking up its triggers after a restart) share that round too.
@@ -63,10 +72,6 @@ class Member:
         """Whether the last poll was at or after the deadline."""
         return self.served_at >= self.deadline - _SAME_MOMENT
 
-    def schedule_next(self) -> None:
-        """Due again one interval after the round that served it, or at the deadline if sooner."""
-        self.due = min(self.served_at + self.interval, self.deadline)
-
 
 class SharedPoller:
     """Reads every due :class:`Member` of one (connection, kind, scope) in rounds, in one task."""
@@ -78,6 +83,9 @@ class SharedPoller:
         self.loop = loop
         self.members: set[Member] = set()
         self.rounds = 0
+        self._listed = watchable(self.kind).list_form is not None
+        #: Rounds per shortest interval (:data:`LIST_ROUNDS_PER_INTERVAL` or 1; see :meth:`_replan`).
+        self.rounds_per_interval = 1
         self._anchor = loop.time()
         self._period = math.inf
         self._held_until = -math.inf
@@ -87,8 +95,7 @@ class SharedPoller:
     # -- membership -------------------------------------------------------------------------------
     def join(self, member: Member) -> None:
         self.members.add(member)
-        if member.interval < self._period:
-            self._period = member.interval
+        self._replan()
         if self._task is None:
             self._anchor = self.loop.time() + min(FIRST_ROUND_GATHER_SECONDS, member.interval)
             self._task = self.loop.create_task(self._run(), name=f"pixxel-poller-{self.kind}")
@@ -98,7 +105,30 @@ class SharedPoller:
         self.members.discard(member)
         if member.reply is not None and not member.reply.done():
             member.reply.cancel()
-        self._period = min((m.interval for m in self.members), default=math.inf)
+        self._replan()
+
+    def _replan(self) -> None:
+        """The grid for the current members: the shortest interval, divided by the rounds it holds.
+
+        Waits read with a list call share each round's call, so the poller runs
+        :data:`LIST_ROUNDS_PER_INTERVAL` rounds an interval once the members would poll at least that
+        many times an interval on their own (a wait counts as the shortest interval over its own:
+        two 3 s waits count 2, a 3 s and a 300 s wait 1.01). A lone wait, or a kind read one by one,
+        keeps one round an interval: more rounds would cost more reads than polling alone.
+        """
+        shortest = min((m.interval for m in self.members), default=math.inf)
+        polls_per_interval = sum(shortest / m.interval for m in self.members) if self.members else 0.0
+        self.rounds_per_interval = (
+            LIST_ROUNDS_PER_INTERVAL
+            if self._listed and polls_per_interval >= LIST_ROUNDS_PER_INTERVAL - _SAME_MOMENT
+            else 1
+        )
+        self._period = shortest / self.rounds_per_interval
+
+    def schedule_next(self, member: Member) -> None:
+        """Due again a round's share of its interval after the round that served it (one interval,
+        or half of it when the poller runs two rounds an interval), or at its deadline if sooner."""
+        member.due = min(member.served_at + member.interval / self.rounds_per_interval, member.deadline)
 
     async def close(self) -> None:
         """Stop the round task (the last member has left) and wait until it has stopped."""
@@ -184,8 +214,9 @@ class SharedPoller:
         """A 429 that outlived the hook's retries: no round before the API's ``Retry-After``."""
         if isinstance(error, PixxelApiError) and error.status == 429:
             cap = RetryPolicy().max_retry_after
-            wait = min(float(error.retry_after or self._period), cap)
-            self._held_until = self.loop.time() + max(wait, min(self._period, cap))
+            interval = self._period * self.rounds_per_interval
+            wait = min(float(error.retry_after or interval), cap)
+            self._held_until = self.loop.time() + max(wait, min(interval, cap))
             log.warning(
                 "The Pixxel API rate-limited the shared %s poller; its next round is in %.1f s",
                 self.kind,

@@ -94,7 +94,7 @@ class _SharedReads:
 
     async def pause(self) -> None:
         # The wait itself happens in the next read(), in the round this member is next due in.
-        self.member.schedule_next()
+        self.poller.schedule_next(self.member)
 
 
 class _ReaderContext:

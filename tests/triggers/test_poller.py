@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.hooks.pixxel_async import shared_hook_users
-from airflow_provider_pixxel.triggers.poller import SharedPoller, pollers_of
+from airflow_provider_pixxel.triggers.poller import LIST_ROUNDS_PER_INTERVAL, Member, SharedPoller, pollers_of
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
 from tests.reliability.loopback import Exchange, Loopback, loopback
 from tests.task_runner import first_event
@@ -147,9 +147,72 @@ async def test_stalled_waits_share_one_list_read_per_round_until_their_deadlines
     assert {event["status"] for (event,) in results} == {"timeout"}
     assert [len(events) for events in results] == [1] * 20
     reads = sim.state.requests("GET")
-    # Unbatched, 20 waits would send 20 reads a round (about 140 here); batched, one read a round.
+    # Unbatched, 20 waits would send 20 reads an interval (about 140 here); batched, one list read a
+    # round, two rounds an interval.
     assert {r.path for r in reads} == {f"/v0/workflows/{watches[0]['workflow_id']}/jobs"}
-    assert len(reads) <= window / interval + 3
+    assert len(reads) <= LIST_ROUNDS_PER_INTERVAL * window / interval + 3
+
+
+async def test_list_read_waits_are_read_every_half_interval_and_a_lone_wait_every_interval(sim: Any) -> None:
+    sim.state.scenarios.stall("job", times=3)
+    pair, lone = _jobs(sim, 2), _jobs(sim, 1)
+    window, interval = 2.0, 0.4
+
+    async def reads_of(watches: list[dict[str, str]]) -> list[str]:
+        sim.state.clear_records()
+        results = await _all_events(
+            [_trigger(ids, poll_interval=interval, deadline=time.time() + window) for ids in watches]
+        )
+        assert {event["status"] for (event,) in results} == {"timeout"}
+        return [r.path for r in sim.state.requests("GET")]
+
+    pair_reads, lone_reads = await reads_of(pair), await reads_of(lone)
+
+    # Two waits share a list read, so they are read twice an interval for what their own reads would
+    # cost (2 an interval): about 10 rounds here. A lone wait is read on its own, once an interval
+    # (about 5 here), as it would be unbatched: more rounds would cost more reads.
+    assert set(pair_reads) == {f"/v0/workflows/{pair[0]['workflow_id']}/jobs"}
+    assert window / interval + 2 <= len(pair_reads) <= LIST_ROUNDS_PER_INTERVAL * window / interval + 3
+    assert set(lone_reads) == {f"/v0/workflows/{lone[0]['workflow_id']}/jobs/{lone[0]['job_id']}"}
+    assert len(lone_reads) <= window / interval + 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "intervals", "rounds", "period", "rounds_once_the_last_leaves"),
+    [
+        ("job", [3.0], 1, 3.0, 1),  # a lone wait: its own read, once an interval
+        ("job", [3.0, 3.0], 2, 1.5, 1),  # two waits' polls an interval: two list rounds cost no more
+        ("job", [3.0, 300.0], 1, 3.0, 1),  # 1.01 polls an interval: two rounds would double the reads
+        ("job", [3.0, 6.0, 6.0], 2, 1.5, 1),  # 2 polls an interval, then 1.5
+        ("order_item", [30.0] * 5, 2, 15.0, 2),
+        ("catalog_download", [3.0, 3.0], 1, 3.0, 1),  # read one by one: a read per wait per round
+    ],
+)
+def test_rounds_per_interval_follow_what_a_round_costs(
+    kind: str, intervals: list[float], rounds: int, period: float, rounds_once_the_last_leaves: int
+) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        poller = SharedPoller(("pixxel_default", kind, ()), hook=None, loop=loop)
+        members = [Member(ids={}, interval=interval, deadline=1e9, due=0.0) for interval in intervals]
+        for member in members:
+            poller.members.add(member)
+            poller._replan()
+
+        assert (poller.rounds_per_interval, poller._period) == (rounds, period)
+        first = members[0]
+        first.served_at = 100.0
+        poller.schedule_next(first)
+        assert first.due == 100.0 + first.interval / rounds
+        first.deadline = 100.5  # the deadline poll comes first when it is sooner
+        poller.schedule_next(first)
+        assert first.due == 100.5
+
+        poller.members.discard(members[-1])
+        poller._replan()
+        assert poller.rounds_per_interval == rounds_once_the_last_leaves
+    finally:
+        loop.close()
 
 
 async def test_a_cancelled_trigger_leaves_the_poller_and_the_last_one_closes_it(sim: Any) -> None:
