@@ -501,3 +501,16 @@ async def test_an_orders_items_are_gathered_across_pages_before_it_is_observed(a
     assert (first.phase, first.detail["order_item_ids"]) == (Phase.RUNNING, ["i-1", "i-2"])
     assert (second.phase, second.detail["order_item_ids"]) == (Phase.RUNNING, ["i-3"])
     assert api.paths() == ["/v0/order-items"] * 3
+
+
+async def test_aois_listed_as_something_else_than_objects_are_read_on_their_own(api: Loopback) -> None:
+    api.routes["/v0/aois"] = lambda exchange: exchange.json(
+        {"aois": [1, "r-2", None, ["r-2"], *_listed("aoi", "r-1")["aois"]], "pagination": {"total": 5}}
+    )
+    _own_routes(api, "aoi", "r-2")
+
+    async with PixxelAsyncHook() as hook:
+        results = await read_many_async(hook, "aoi", [{"aoi_id": "r-1"}, {"aoi_id": "r-2"}])
+
+    assert [getattr(result, "phase", result) for result in results] == [Phase.SUCCESS, Phase.SUCCESS]
+    assert api.paths() == ["/v0/aois", "/v0/aoi/r-2"]
