@@ -8,14 +8,19 @@ hook (sensor pokes, an operator's first check) and the async hook (the trigger's
 A kind the API can list many of at once also has a :class:`ListForm`: :func:`read_many_async` reads
 every watched resource of one scope (one workflow's jobs, any number of order items...) with as few
 list calls as the API allows, and falls back to each resource's own read for what a list leaves out.
+Kinds read one by one have no list the poller could use: a delivery wait carries only its delivery id,
+and ``GET /v0/catalogs/deliveries`` filters by one id at a time and is unpaged; downloads and download
+packages have no list call at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 from urllib.parse import quote
@@ -25,6 +30,7 @@ from airflow_provider_pixxel.hooks.operations import PixxelPollingOperations
 from airflow_provider_pixxel.hooks.pagination import (
     DEFAULT_PAGE_SIZE,
     aiter_offset_pages,
+    aiter_pages,
     page_object,
     paginated_list_page,
 )
@@ -55,17 +61,23 @@ def _first_match(key: str, id_field: str, id_name: str) -> Callable[[Any, Ids], 
 # What reading an answer of the wrong shape raises (a list where an object is documented...).
 SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
-#: The most characters of ids one ``GET /v0/order-items?ids=`` read sends (URL-encoded, commas
-#: included). Servers and proxies commonly refuse request lines over 8 KiB (nginx's default
-#: ``large_client_header_buffers``, Apache's ``LimitRequestLine`` of 8190); half of that leaves room
-#: for the path and the other parameters. About a hundred UUIDs fit.
+#: The most characters of ids one ``GET /v0/order-items?ids=`` (or ``?order_ids=``) read sends
+#: (URL-encoded, commas included). Servers and proxies commonly refuse request lines over 8 KiB
+#: (nginx's default ``large_client_header_buffers``, Apache's ``LimitRequestLine`` of 8190); half of
+#: that leaves room for the path and the other parameters. About a hundred UUIDs fit.
 MAX_IDS_QUERY_CHARS = 4000
-#: The most ids one list read asks for (and so its page size): the pager's default page size.
+#: The most ids one list read asks for (and so an ``ids=`` read's page size): the pager's default.
 MAX_IDS_PER_LIST_READ = DEFAULT_PAGE_SIZE
 #: Single reads one batch runs at the same time (the shared client bounds requests in flight too).
 SINGLE_READ_CONCURRENCY = 8
 
+#: Page size of the AOI list walk. ListAOIs documents no maximum ``limit`` (its default is 10) and
+#: the simulator enforces none; the pager's default (``PixxelHook.iter_aois`` pages by it too) keeps a
+#: page of AOIs, geometries included, far below the hook's response size cap.
+AOI_LIST_PAGE_SIZE = DEFAULT_PAGE_SIZE
+
 ListRead = Callable[[PixxelPollingOperations[Any], Ids, Sequence[str]], Awaitable[list[Any]]]
+Combine = Callable[[str, list[Mapping[str, Any]]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,10 @@ class ListForm:
     fewer: a key left out is read on its own). A listed object whose phase is in ``confirm`` is read
     on its own as well, because the list form lacks what the event reports for it (a failed job's
     reason lives in its tasks, which the job list leaves out).
+
+    Where one resource is listed as several objects (an order as its order items, each carrying the
+    ``order_id``), ``combine(key, objects)`` builds from the objects sharing one key the object
+    :func:`observe` reads for that resource. Without it a key's first listed object is the resource.
     """
 
     scope: tuple[str, ...]
@@ -85,6 +101,11 @@ class ListForm:
     read: ListRead
     item_id_field: str = "id"
     confirm: frozenset[Phase] = field(default_factory=frozenset)
+    combine: Combine | None = None
+
+    def resource_of(self, key: str, objects: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """The object standing for the resource ``key`` among the listed ``objects`` sharing it."""
+        return self.combine(key, objects) if self.combine is not None else objects[0]
 
 
 async def _workflow_jobs(ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]) -> list[Any]:
@@ -107,9 +128,42 @@ async def _aoi_visualizations(
     return [item async for item in pages]
 
 
+async def _account_aois(ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]) -> list[Any]:
+    """The AOIs ``keys`` name, as far as a bounded walk of ``GET /v0/aois`` finds them.
+
+    ListAOIs filters by one ``aoi_id`` at most, so reading many means paging through the account's
+    AOIs. The walk stops as soon as every wanted AOI was seen, and after ``ceil(n / page size) + 1``
+    pages for ``n`` wanted AOIs in any case; those it did not reach are read on their own. So a round
+    costs at most that many pages more than single reads would (an account with thousands of AOIs
+    whose watched ones sit past the budget), and usually ``ceil(n / page size)`` calls instead of ``n``.
+    """
+    wanted = set(keys)
+    budget = math.ceil(len(wanted) / AOI_LIST_PAGE_SIZE) + 1
+    found: list[Any] = []
+    pages = aiter_pages(
+        lambda offset, limit: ops.list_aois(offset=offset, limit=limit),
+        paginated_list_page("aois"),
+        page_size=AOI_LIST_PAGE_SIZE,
+    )
+    # Closed at once on an early stop (aiter_pages is an async generator), not whenever it is
+    # collected: the walk never asks for a page past the one it stopped at.
+    async with contextlib.aclosing(cast(AsyncGenerator[Sequence[Any], None], pages)):
+        read = 0
+        async for page in pages:
+            read += 1
+            for aoi in page:
+                if isinstance(aoi, Mapping) and str(aoi.get("aoi_id")) in wanted:
+                    wanted.discard(str(aoi["aoi_id"]))
+                    found.append(aoi)
+            if not wanted or read >= budget:
+                break
+    return found
+
+
 def id_chunks(keys: Sequence[str]) -> list[list[str]]:
-    """``keys`` in groups that each fit one ``ids=`` filter (:data:`MAX_IDS_PER_LIST_READ` ids and
-    :data:`MAX_IDS_QUERY_CHARS` characters once URL-encoded, a comma being ``%2C``)."""
+    """``keys`` in groups that each fit one ``ids=`` or ``order_ids=`` filter of the order-item list
+    (:data:`MAX_IDS_PER_LIST_READ` ids and :data:`MAX_IDS_QUERY_CHARS` characters once URL-encoded, a
+    comma being ``%2C``)."""
     chunks: list[list[str]] = []
     chunk: list[str] = []
     length = 0
@@ -126,23 +180,33 @@ def id_chunks(keys: Sequence[str]) -> list[list[str]]:
 
 
 def _order_items_page(
-    ops: PixxelPollingOperations[Any], ids: list[str], offset: int, limit: int
+    ops: PixxelPollingOperations[Any], where: Mapping[str, Any], offset: int, limit: int
 ) -> Awaitable[Any]:
-    return ops.list_order_items(ids=ids, offset=offset, limit=limit)  # type: ignore[no-any-return]
+    return ops.list_order_items(**where, offset=offset, limit=limit)  # type: ignore[no-any-return]
 
 
-async def _order_items_by_id(ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]) -> list[Any]:
+async def _order_items_where(
+    filter_name: str, ops: PixxelPollingOperations[Any], scope: Ids, keys: Sequence[str]
+) -> list[Any]:
+    """Every order item whose ``filter_name`` (``ids`` or ``order_ids``) is one of ``keys``."""
     found: list[Any] = []
     for chunk in id_chunks(keys):
-        # Paged through even though a chunk asks for one page's worth: a server that caps ``limit``
-        # lower than asked still answers for every id.
+        # An ``ids=`` chunk asks for one page's worth, an ``order_ids=`` chunk for any number of items
+        # (an order has one or more). Paged through either way: a server that caps ``limit`` lower
+        # than asked still answers for every id, and an order's items may span pages.
         pages = aiter_offset_pages(
-            functools.partial(_order_items_page, ops, chunk),
+            functools.partial(_order_items_page, ops, {filter_name: chunk}),
             paginated_list_page("order_items"),
-            page_size=len(chunk),
+            page_size=len(chunk) if filter_name == "ids" else MAX_IDS_PER_LIST_READ,
         )
         found.extend([item async for item in pages])
     return found
+
+
+def _order_of_items(order_id: str, items: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+    # The order as _order_observation reads it. The item list lacks the order's own fields: its
+    # payment status stays unknown until the order's own read, which confirms every terminal phase.
+    return {"id": order_id, "order_items": items}
 
 
 def _whole(answer: Any, ids: Ids) -> Mapping[str, Any] | None:
@@ -212,7 +276,13 @@ class Watchable:
 WATCHABLES: dict[Resource, Watchable] = {
     w.resource: w
     for w in (
-        Watchable(Resource.AOI, "AOI", ("aoi_id",), lambda ops, ids: ops.get_aoi(ids["aoi_id"])),
+        Watchable(
+            Resource.AOI,
+            "AOI",
+            ("aoi_id",),
+            lambda ops, ids: ops.get_aoi(ids["aoi_id"]),
+            list_form=ListForm((), "aoi_id", _account_aois, item_id_field="aoi_id"),
+        ),
         Watchable(
             Resource.VISUALIZATION,
             "visualization",
@@ -262,13 +332,21 @@ WATCHABLES: dict[Resource, Watchable] = {
             "order item",
             ("order_item_id",),
             lambda ops, ids: ops.get_order_item(ids["order_item_id"]),
-            list_form=ListForm((), "order_item_id", _order_items_by_id),
+            list_form=ListForm((), "order_item_id", functools.partial(_order_items_where, "ids")),
         ),
         Watchable(
             Resource.ORDER,
             "order",
             ("order_id",),
             lambda ops, ids: ops.get_order(ids["order_id"]),
+            list_form=ListForm(
+                (),
+                "order_id",
+                functools.partial(_order_items_where, "order_ids"),
+                item_id_field="order_id",
+                confirm=frozenset({Phase.SUCCESS, Phase.FAILURE, Phase.PARTIAL}),
+                combine=_order_of_items,
+            ),
         ),
         Watchable(
             Resource.JOB_PACKAGE,
@@ -466,7 +544,7 @@ async def read_many_async(
     """
     spec = watchable(kind)
     form = spec.list_form
-    listed: dict[str, Mapping[str, Any]] = {}
+    listed: dict[str, list[Mapping[str, Any]]] = {}
     # A lone resource is cheaper to read on its own than with a list (a job list is every job of the
     # workflow): the list form pays off from two resources of one scope due together.
     if form is not None and len(watches) > 1:
@@ -478,14 +556,14 @@ async def read_many_async(
             items = []
         for item in items:
             if isinstance(item, Mapping) and item.get(form.item_id_field) is not None:
-                listed.setdefault(str(item[form.item_id_field]), item)
+                listed.setdefault(str(item[form.item_id_field]), []).append(item)
     results: list[Observation | BaseException | None] = [None] * len(watches)
     alone: list[int] = []
     for index, ids in enumerate(watches):
-        item = listed.get(ids[form.key]) if form is not None else None
-        if item is not None and form is not None:
+        objects = listed.get(ids[form.key]) if form is not None else None
+        if objects and form is not None:
             try:
-                observation = observe(kind, item, ids)
+                observation = observe(kind, form.resource_of(ids[form.key], objects), ids)
             except SHAPE_ERRORS:
                 observation = None
             if observation is not None and observation.phase not in form.confirm:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -188,22 +189,25 @@ def _box(bbox: list[float]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-def _ordered_item(sim: Any, hook: PixxelHook) -> dict[str, str]:
+def place_order(sim: Any, hook: PixxelHook, items: int = 1) -> dict[str, Any]:
+    """An archive order of ``items`` order items, placed and not read yet (the API's answer)."""
     state = sim.state
     item = next(i for i in state.items.values() if i["collection"] == "pixxel-td2")
-    order = hook.create_order(
-        order_items=[
-            {
-                "project_id": next(iter(state.projects)),
-                "usecase": "resource tests",
-                "geometry": {
-                    "type": "FeatureCollection",
-                    "features": [{"type": "Feature", "properties": {}, "geometry": _box(item["bbox"])}],
-                },
-                "item_ids": [item["id"]],
-            }
-        ]
-    )
+    order_item = {
+        "project_id": next(iter(state.projects)),
+        "usecase": "resource tests",
+        "geometry": {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": {}, "geometry": _box(item["bbox"])}],
+        },
+        "item_ids": [item["id"]],
+    }
+    order: dict[str, Any] = hook.create_order(order_items=[order_item] * items)
+    return order
+
+
+def _ordered_item(sim: Any, hook: PixxelHook) -> dict[str, str]:
+    order = place_order(sim, hook)
     order_item_id = order["order_items"][0]["id"]
     # Read until fulfilled (instant pace: the first read after creation is terminal).
     hook.get_order_item(order_item_id)
@@ -482,7 +486,7 @@ LISTED_KINDS = sorted(w.kind for w in WATCHABLES.values() if w.list_form is not 
 
 
 def test_the_kinds_with_a_list_form() -> None:
-    assert LISTED_KINDS == ["insight", "job", "order_item", "visualization"]
+    assert LISTED_KINDS == ["aoi", "insight", "job", "order", "order_item", "visualization"]
 
 
 @pytest.mark.parametrize("kind", LISTED_KINDS)
@@ -500,8 +504,10 @@ def test_a_list_read_observes_what_the_resources_own_read_does(sim: Any, kind: s
 
     assert listed == [alone, alone]
     own_reads = len(sim.state.requests("GET"))
-    # One own read, then the list read (a job list item that is not a failure needs no own read).
-    assert own_reads == 2, [r.path for r in sim.state.requests()]
+    # One own read, then the list read (a job list item that is not a failure needs no own read); a
+    # kind whose list form confirms success (an order) reads each of the two on its own as well.
+    confirmed = 2 if Phase.SUCCESS in watchable(kind).list_form.confirm else 0  # type: ignore[union-attr]
+    assert own_reads == 2 + confirmed, [r.path for r in sim.state.requests()]
 
 
 def test_order_items_are_read_with_one_list_call_and_a_missing_one_on_its_own(sim: Any) -> None:
@@ -574,3 +580,128 @@ def test_id_chunks_respect_the_page_size_and_the_url_length() -> None:
     assert [len(c) for c in chunks] == [2, 1]
     for chunk in id_chunks(uuids) + chunks:
         assert sum(len(quote(key, safe="")) + 3 for key in chunk) <= MAX_IDS_QUERY_CHARS
+
+
+# -- orders read with the order-item list, AOIs with a bounded walk of the AOI list -------------------
+
+MISSING_ID = "00000000-0000-4000-8000-00000000abcd"
+
+
+def add_aois(sim: Any, count: int) -> list[str]:
+    """``count`` more processed AOIs in the account, listed after those it has (copies of the seeded
+    one, put straight into the simulator's state: creating hundreds through the API proves nothing)."""
+    seeded = next(iter(sim.state.aois.values()))
+    added = []
+    for n in range(count):
+        aoi_id = sim.state.new_id()
+        sim.state.aois[aoi_id] = {**seeded, "aoi_id": aoi_id, "name": f"{seeded['name']} {n}"}
+        added.append(aoi_id)
+    return added
+
+
+def _read_many(kind: str, watches: list[dict[str, str]]) -> list[Any]:
+    async def read() -> list[Any]:
+        async with PixxelAsyncHook() as async_hook:
+            return await read_many_async(async_hook, kind, watches)
+
+    return asyncio.run(read())
+
+
+def _read_each(kind: str, watches: list[dict[str, str]]) -> list[Any]:
+    async def read() -> list[Any]:
+        async with PixxelAsyncHook() as async_hook:
+            return [await read_async(async_hook, kind, ids) for ids in watches]
+
+    return asyncio.run(read())
+
+
+def test_running_orders_are_served_by_one_order_item_list_call(sim: Any) -> None:
+    sim.state.scenarios.stall("order_item", times=4)
+    with PixxelHook() as hook:
+        watches = [{"order_id": place_order(sim, hook, items=2)["id"]} for _ in range(2)]
+    sim.state.clear_records()
+
+    batched = _read_many("order", [*watches, {"order_id": MISSING_ID}])
+
+    assert [getattr(result, "phase", None) for result in batched[:2]] == [Phase.RUNNING] * 2
+    # An order none of whose items is listed is read on its own: only that read says "not found".
+    assert isinstance(batched[2], PixxelNotFoundError)
+    (listed,) = sim.state.requests("GET", "/v0/order-items")
+    assert listed.query["order_ids"].split(",") == [w["order_id"] for w in watches] + [MISSING_ID]
+    assert listed.query["limit"] == "100"
+    assert [r.path for r in sim.state.requests("GET", "/v0/orders/*")] == [f"/v0/orders/{MISSING_ID}"]
+    # A running order from the list observes what its own read does, but for the order's payment
+    # status, which the item list does not carry.
+    for from_list, own in zip(batched[:2], _read_each("order", watches), strict=True):
+        assert from_list.detail["order_status"] is None
+        assert own.detail["order_status"] == "PAID"
+        assert replace(from_list, detail={**from_list.detail, "order_status": "PAID"}) == own
+        assert len(own.detail["order_item_ids"]) == 2
+
+
+def test_finished_orders_in_the_list_are_confirmed_by_their_own_reads(sim: Any) -> None:
+    with PixxelHook() as hook:
+        sim.state.scenarios.fail("order_item", message="persistent cloud cover")
+        failed = place_order(sim, hook, items=2)
+        sim.state.scenarios.partial("order_item")
+        partial = place_order(sim, hook)
+        succeeded = place_order(sim, hook, items=2)
+    watches = [{"order_id": order["id"]} for order in (failed, partial, succeeded)]
+    sim.state.clear_records()
+
+    batched = _read_many("order", watches)
+
+    assert [observation.phase for observation in batched] == [Phase.FAILURE, Phase.PARTIAL, Phase.SUCCESS]
+    assert "persistent cloud cover" in str(batched[0].reason)
+    assert len(sim.state.requests("GET", "/v0/order-items")) == 1
+    assert sorted(r.path for r in sim.state.requests("GET", "/v0/orders/*")) == sorted(
+        f"/v0/orders/{w['order_id']}" for w in watches
+    )
+    # What a task resumes with is exactly what each order's own read gives, payment status included.
+    assert batched == _read_each("order", watches)
+
+
+def test_aoi_waits_are_read_with_one_page_of_the_aoi_list(sim: Any) -> None:
+    watches = [{"aoi_id": aoi_id} for aoi_id in add_aois(sim, 3)]
+    sim.state.clear_records()
+
+    batched = _read_many("aoi", [*watches, {"aoi_id": MISSING_ID}])
+
+    assert [getattr(result, "phase", None) for result in batched[:3]] == [Phase.SUCCESS] * 3
+    assert isinstance(batched[3], PixxelNotFoundError)
+    (listed,) = sim.state.requests("GET", "/v0/aois")
+    assert (listed.query["offset"], listed.query["limit"]) == ("0", "100")
+    # The missing AOI was not on the account's one page: read on its own, and only that says 404.
+    assert [r.path for r in sim.state.requests("GET", "/v0/aoi/*")] == [f"/v0/aoi/{MISSING_ID}"]
+    assert batched[:3] == _read_each("aoi", watches)
+
+
+@pytest.mark.parametrize(("wanted", "pages"), [(2, 1), (101, 2)])
+def test_the_aoi_walk_stops_once_every_wanted_aoi_was_seen(sim: Any, wanted: int, pages: int) -> None:
+    account = add_aois(sim, 350)
+    watches = [{"aoi_id": aoi_id} for aoi_id in account[:wanted]]
+    sim.state.clear_records()
+
+    batched = _read_many("aoi", watches)
+
+    assert {observation.phase for observation in batched} == {Phase.SUCCESS}
+    # ceil(n / 100) pages of the 351 AOIs, not all four: the walk stops once every wanted one was seen.
+    assert [r.query["offset"] for r in sim.state.requests("GET", "/v0/aois")] == [
+        str(100 * page) for page in range(pages)
+    ]
+    assert sim.state.requests("GET", "/v0/aoi/*") == []
+
+
+def test_the_aoi_walk_reads_at_most_one_page_more_and_the_rest_on_their_own(sim: Any) -> None:
+    account = add_aois(sim, 300)  # behind the seeded AOI: at positions 1 to 300 of the list
+    watches = [{"aoi_id": account[position - 1]} for position in (50, 150, 250)]
+    sim.state.clear_records()
+
+    batched = _read_many("aoi", watches)
+
+    assert {observation.phase for observation in batched} == {Phase.SUCCESS}
+    # Three wanted AOIs: a budget of ceil(3 / 100) + 1 = 2 pages finds two of them ...
+    assert [r.query["offset"] for r in sim.state.requests("GET", "/v0/aois")] == ["0", "100"]
+    # ... and the one past the budget is read on its own.
+    assert [r.path for r in sim.state.requests("GET", "/v0/aoi/*")] == [f"/v0/aoi/{account[249]}"]
+    assert batched == _read_each("aoi", watches)

@@ -31,6 +31,34 @@ class PixxelPollingOperations(Generic[ResultT]):
         """An AOI with its processing ``status`` and ``progress`` (``GET /v0/aoi/{aoi_id}``)."""
         return self._call(ApiRequest("GET", path("/v0/aoi/{aoi_id}", aoi_id), expect="object"))
 
+    def list_aois(
+        self,
+        *,
+        offset: int | None = None,
+        limit: int | None = None,
+        created_at: str | None = None,
+        updated_at: str | None = None,
+        aoi_id: str | None = None,
+        aoi_name: str | None = None,
+        project_ids: str | Sequence[str] | None = None,
+    ) -> ResultT:
+        """One page of AOIs (``GET /v0/aois``)."""
+        return self._call(
+            ApiRequest(
+                "GET",
+                "/v0/aois",
+                params=query(
+                    offset=offset,
+                    limit=limit,
+                    created_at=created_at,
+                    updated_at=updated_at,
+                    aoi_id=aoi_id,
+                    aoi_name=aoi_name,
+                    project_ids=project_ids,
+                ),
+            )
+        )
+
     def list_visualizations(
         self,
         aoi_id: str,

@@ -260,34 +260,6 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
 
     # AOI
 
-    def list_aois(
-        self,
-        *,
-        offset: int | None = None,
-        limit: int | None = None,
-        created_at: str | None = None,
-        updated_at: str | None = None,
-        aoi_id: str | None = None,
-        aoi_name: str | None = None,
-        project_ids: str | Sequence[str] | None = None,
-    ) -> JSON:
-        """One page of AOIs (``GET /v0/aois``)."""
-        return self._call(
-            ApiRequest(
-                "GET",
-                "/v0/aois",
-                params=query(
-                    offset=offset,
-                    limit=limit,
-                    created_at=created_at,
-                    updated_at=updated_at,
-                    aoi_id=aoi_id,
-                    aoi_name=aoi_name,
-                    project_ids=project_ids,
-                ),
-            )
-        )
-
     def create_aoi(
         self,
         *,

@@ -94,6 +94,7 @@ def test_the_polling_operations_are_the_expected_ones() -> None:
         sorted(
             [
                 "get_aoi",
+                "list_aois",
                 "list_visualizations",
                 "list_insights",
                 "delete_insights",

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
-from airflow_provider_pixxel.hooks.pixxel_async import shared_hook_users
+from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook, shared_hook_users
+from airflow_provider_pixxel.resources import read_many_async
+from airflow_provider_pixxel.statuses import Phase
 from airflow_provider_pixxel.triggers.poller import LIST_ROUNDS_PER_INTERVAL, Member, SharedPoller, pollers_of
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
 from tests.reliability.loopback import Exchange, Loopback, loopback
 from tests.task_runner import first_event
+from tests.test_resources import add_aois, place_order
 
 LIST_PATH = "/v0/workflows/wf-1/jobs"
 
@@ -387,3 +392,188 @@ async def test_a_round_task_that_died_is_restarted_for_the_next_poll(
 
     assert broken == [1]
     assert [(len(events), events[0]["status"]) for events in results] == [(1, "success"), (1, "success")]
+
+
+# -- order and AOI waits: the order-item list and a bounded walk of the AOI list --------------------
+
+
+async def test_stalled_order_waits_share_one_order_item_list_read_per_round(sim: Any) -> None:
+    sim.state.scenarios.stall("order_item", times=10)
+    with PixxelHook() as hook:
+        watches = [{"order_id": place_order(sim, hook)["id"]} for _ in range(10)]
+    sim.state.clear_records()
+    window, interval = 0.6, 0.1
+
+    results = await _all_events(
+        [
+            _trigger(ids, kind="order", poll_interval=interval, deadline=time.time() + window)
+            for ids in watches
+        ]
+    )
+
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "timeout")] * 10
+    reads = sim.state.requests("GET")
+    # Unbatched, 10 waits would send 10 order reads a round; batched, one item list read a round.
+    assert {r.path for r in reads} == {"/v0/order-items"}
+    assert len(reads) <= window / interval + 3
+    assert {frozenset(r.query["order_ids"].split(",")) for r in reads} == {
+        frozenset(w["order_id"] for w in watches)
+    }
+
+
+async def test_batched_order_events_equal_the_unbatched_ones(
+    sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with PixxelHook() as hook:
+        sim.state.scenarios.fail("order_item", message="persistent cloud cover")
+        failed = place_order(sim, hook, items=2)
+        succeeded = place_order(sim, hook, items=2)
+    watches = [{"order_id": failed["id"]}, {"order_id": succeeded["id"]}]
+    sim.state.clear_records()
+
+    batched = await _all_events([_trigger(ids, kind="order") for ids in watches])
+    batched_reads = sorted(r.path for r in sim.state.requests("GET"))
+    connection = json.loads(os.environ["AIRFLOW_CONN_PIXXEL_DEFAULT"])
+    connection["extra"]["batch_polling"] = False
+    monkeypatch.setenv("AIRFLOW_CONN_PIXXEL_DEFAULT", json.dumps(connection))
+    unbatched = await _all_events([_trigger(ids, kind="order") for ids in watches])
+
+    assert [events[0]["status"] for events in batched] == ["failure", "success"]
+    assert "persistent cloud cover" in batched[0][0]["reason"]
+    # The event each task resumes with is the one a wait polling alone gets, payment status included.
+    assert batched == unbatched
+    assert batched[1][0]["detail"]["order_status"] == "PAID"
+    # One item list read, then each finished order's own read (and the failed item's, for its reason).
+    failed_item = next(item["id"] for item in failed["order_items"])
+    assert batched_reads == sorted(
+        [
+            "/v0/order-items",
+            *(f"/v0/orders/{w['order_id']}" for w in watches),
+            f"/v0/order-items/{failed_item}",
+        ]
+    )
+
+
+async def test_aoi_waits_are_read_with_one_page_of_the_aoi_list(sim: Any) -> None:
+    watches = [{"aoi_id": aoi_id} for aoi_id in add_aois(sim, 5)]
+    sim.state.clear_records()
+
+    results = await _all_events([_trigger(ids, kind="aoi") for ids in watches])
+
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "success")] * 5
+    assert [r.path for r in sim.state.requests("GET")] == ["/v0/aois"]
+
+
+# Per kind: its list's path, its own read's path, and how the loopback answers each.
+LIST_AND_OWN_READ = {
+    "order": ("/v0/order-items", "/v0/orders/{}"),
+    "aoi": ("/v0/aois", "/v0/aoi/{}"),
+}
+
+
+def _listed(kind: str, *resource_ids: str) -> dict[str, Any]:
+    """A one-page list answer in which each of ``resource_ids`` is finished."""
+    if kind == "order":
+        items = [{"id": f"{rid}-item", "order_id": rid, "status": "FULFILLED"} for rid in resource_ids]
+        return {"order_items": items, "pagination": {"total": len(items)}}
+    aois = [{"aoi_id": rid, "status": "success", "progress": 100} for rid in resource_ids]
+    return {"aois": aois, "pagination": {"total": len(aois)}}
+
+
+def _own(kind: str, resource_id: str) -> dict[str, Any]:
+    """A finished resource as its own read answers it."""
+    if kind == "order":
+        return {
+            "id": resource_id,
+            "status": "PAID",
+            "order_items": [{"id": f"{resource_id}-item", "status": "FULFILLED"}],
+        }
+    return {"aoi_id": resource_id, "status": "success", "progress": 100}
+
+
+def _own_routes(api: Loopback, kind: str, *resource_ids: str) -> None:
+    for rid in resource_ids:
+        api.routes[LIST_AND_OWN_READ[kind][1].format(rid)] = lambda exchange, rid=rid: exchange.json(
+            _own(kind, rid)
+        )
+
+
+@pytest.mark.parametrize("kind", sorted(LIST_AND_OWN_READ))
+async def test_an_order_or_aoi_left_out_of_the_list_is_read_on_its_own(api: Loopback, kind: str) -> None:
+    list_path, own_path = LIST_AND_OWN_READ[kind]
+    api.routes[list_path] = lambda exchange: exchange.json(_listed(kind, "r-1"))
+    _own_routes(api, kind, "r-1", "r-2")  # r-3 has no route: its own read answers 404
+
+    results = await _all_events([_trigger({f"{kind}_id": rid}, kind=kind) for rid in ("r-1", "r-2", "r-3")])
+
+    assert [events[0]["status"] for events in results] == ["success", "success", "error"]
+    assert "404" in results[2][0]["message"]
+    assert _count(api, list_path) == 1
+    # A finished order in the list is confirmed by its own read; an AOI in the list needs none.
+    assert _count(api, own_path.format("r-1")) == (1 if kind == "order" else 0)
+    assert _count(api, own_path.format("r-2")) == _count(api, own_path.format("r-3")) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(LIST_AND_OWN_READ))
+async def test_an_order_or_aoi_list_that_is_not_found_falls_back_to_own_reads(
+    api: Loopback, kind: str
+) -> None:
+    list_path, own_path = LIST_AND_OWN_READ[kind]
+    _own_routes(api, kind, "r-1", "r-2")  # no route for the list: the loopback answers 404
+
+    results = await _all_events([_trigger({f"{kind}_id": rid}, kind=kind) for rid in ("r-1", "r-2")])
+
+    assert [events[0]["status"] for events in results] == ["success", "success"]
+    assert _count(api, list_path) == 1
+    assert _count(api, own_path.format("r-1")) == _count(api, own_path.format("r-2")) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(LIST_AND_OWN_READ))
+async def test_a_refused_key_on_an_order_or_aoi_list_is_every_waits_error(api: Loopback, kind: str) -> None:
+    api.routes[LIST_AND_OWN_READ[kind][0]] = lambda exchange: exchange.json(
+        {"error": {"code": "unauthorized", "message": "bad key"}}, status=401
+    )
+
+    results = await _all_events(
+        [_trigger({f"{kind}_id": rid}, kind=kind, poll_interval=60) for rid in ("r-1", "r-2")]
+    )
+
+    assert [(len(events), events[0]["status"]) for events in results] == [(1, "error"), (1, "error")]
+    assert all("401" in events[0]["message"] for events in results)
+    assert len(api.requests) == 1
+
+
+async def test_an_orders_items_are_gathered_across_pages_before_it_is_observed(api: Loopback) -> None:
+    # A server that answers one item a page whatever limit is asked: o-1's items span two pages, and
+    # only the second says it is still running.
+    items = [
+        {"id": "i-1", "order_id": "o-1", "status": "FULFILLED"},
+        {"id": "i-2", "order_id": "o-1", "status": "ACTIVE"},
+        {"id": "i-3", "order_id": "o-2", "status": "ACTIVE"},
+    ]
+
+    def one_item_a_page(exchange: Exchange) -> None:
+        offset = int(parse_qs(exchange.seen.query).get("offset", ["0"])[0])
+        exchange.json({"order_items": items[offset : offset + 1], "pagination": {"total": len(items)}})
+
+    api.routes["/v0/order-items"] = one_item_a_page
+
+    async with PixxelAsyncHook() as hook:
+        first, second = await read_many_async(hook, "order", [{"order_id": "o-1"}, {"order_id": "o-2"}])
+
+    assert (first.phase, first.detail["order_item_ids"]) == (Phase.RUNNING, ["i-1", "i-2"])
+    assert (second.phase, second.detail["order_item_ids"]) == (Phase.RUNNING, ["i-3"])
+    assert api.paths() == ["/v0/order-items"] * 3
+
+
+async def test_aois_listed_as_something_else_than_objects_are_read_on_their_own(api: Loopback) -> None:
+    api.routes["/v0/aois"] = lambda exchange: exchange.json(
+        {"aois": [1, "r-2", None, ["r-2"], *_listed("aoi", "r-1")["aois"]], "pagination": {"total": 5}}
+    )
+    _own_routes(api, "aoi", "r-2")
+
+    async with PixxelAsyncHook() as hook:
+        results = await read_many_async(hook, "aoi", [{"aoi_id": "r-1"}, {"aoi_id": "r-2"}])
+
+    assert [getattr(result, "phase", result) for result in results] == [Phase.SUCCESS, Phase.SUCCESS]
+    assert api.paths() == ["/v0/aois", "/v0/aoi/r-2"]
