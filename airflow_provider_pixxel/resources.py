@@ -102,6 +102,15 @@ class ListForm:
     item_id_field: str = "id"
     confirm: frozenset[Phase] = field(default_factory=frozenset)
     combine: Combine | None = None
+    #: The list lacks part of what a running resource's event reports (an order's own payment
+    #: status): a wait's last poll, whose timeout event reports the resource as it then is, is read
+    #: on its own.
+    last_poll_alone: bool = False
+    #: Rounds an interval a shared poller may run for waits of this kind (see
+    #: :mod:`airflow_provider_pixxel.triggers.poller`): two where one list call answers for every
+    #: wait of a round, one where a round can cost more than the waits' own reads would (the AOI walk
+    #: pages the account's AOIs and reads what it did not reach on its own).
+    rounds_per_interval: int = 2
 
     def resource_of(self, key: str, objects: list[Mapping[str, Any]]) -> Mapping[str, Any]:
         """The object standing for the resource ``key`` among the listed ``objects`` sharing it."""
@@ -205,7 +214,8 @@ async def _order_items_where(
 
 def _order_of_items(order_id: str, items: list[Mapping[str, Any]]) -> Mapping[str, Any]:
     # The order as _order_observation reads it. The item list lacks the order's own fields: its
-    # payment status stays unknown until the order's own read, which confirms every terminal phase.
+    # payment status stays unknown until the order's own read, which confirms every terminal phase
+    # and serves a wait's last poll (so a timeout event reports it too).
     return {"id": order_id, "order_items": items}
 
 
@@ -281,7 +291,7 @@ WATCHABLES: dict[Resource, Watchable] = {
             "AOI",
             ("aoi_id",),
             lambda ops, ids: ops.get_aoi(ids["aoi_id"]),
-            list_form=ListForm((), "aoi_id", _account_aois, item_id_field="aoi_id"),
+            list_form=ListForm((), "aoi_id", _account_aois, item_id_field="aoi_id", rounds_per_interval=1),
         ),
         Watchable(
             Resource.VISUALIZATION,
@@ -346,6 +356,7 @@ WATCHABLES: dict[Resource, Watchable] = {
                 item_id_field="order_id",
                 confirm=frozenset({Phase.SUCCESS, Phase.FAILURE, Phase.PARTIAL}),
                 combine=_order_of_items,
+                last_poll_alone=True,
             ),
         ),
         Watchable(
@@ -531,7 +542,7 @@ async def read_async(hook: PixxelPollingOperations[Any], kind: str, ids: Ids) ->
 
 
 async def read_many_async(
-    hook: PixxelPollingOperations[Any], kind: str, watches: Sequence[Ids]
+    hook: PixxelPollingOperations[Any], kind: str, watches: Sequence[Ids], last_polls: Sequence[bool] = ()
 ) -> list[Observation | BaseException]:
     """Read many resources of one kind and one scope (see :meth:`Watchable.scope_of`): one result per
     watch, in order, either its observation or the error its own read raised.
@@ -540,17 +551,23 @@ async def read_many_async(
     every watch's 401; a 5xx or an answer of the wrong shape is retried by each waiter's next poll),
     except a 404: a list that is not found says nothing about each resource, so each is read on its
     own, and only that read may say "not found". A resource the list leaves out, or lists in a shape
-    :func:`observe` cannot read, is read on its own too.
+    :func:`observe` cannot read, is read on its own too. ``last_polls`` says which watches are at
+    their wait's last poll: where the list form reads those alone (:attr:`ListForm.last_poll_alone`),
+    they are.
     """
     spec = watchable(kind)
     form = spec.list_form
     listed: dict[str, list[Mapping[str, Any]]] = {}
+    last = list(last_polls) or [False] * len(watches)
+    listable = [
+        ids for ids, final in zip(watches, last, strict=True) if form and not (final and form.last_poll_alone)
+    ]
     # A lone resource is cheaper to read on its own than with a list (a job list is every job of the
     # workflow): the list form pays off from two resources of one scope due together.
-    if form is not None and len(watches) > 1:
-        scope = {name: watches[0][name] for name in form.scope}
+    if form is not None and len(listable) > 1:
+        scope = {name: listable[0][name] for name in form.scope}
         try:
-            items = await form.read(hook, scope, [ids[form.key] for ids in watches])
+            items = await form.read(hook, scope, [ids[form.key] for ids in listable])
         except PixxelNotFoundError as error:
             log.warning("Listing %ss failed (%s); reading each on its own", spec.label, error)
             items = []
@@ -560,7 +577,11 @@ async def read_many_async(
     results: list[Observation | BaseException | None] = [None] * len(watches)
     alone: list[int] = []
     for index, ids in enumerate(watches):
-        objects = listed.get(ids[form.key]) if form is not None else None
+        objects = (
+            listed.get(ids[form.key])
+            if form is not None and not (last[index] and form.last_poll_alone)
+            else None
+        )
         if objects and form is not None:
             try:
                 observation = observe(kind, form.resource_of(ids[form.key], objects), ids)

@@ -58,14 +58,27 @@ ITEMS_PER_ORDER = 100
 # -- set-up (plain requests, never the code under test) ----------------------------------------------
 
 
-def create_jobs_over_workflows(base_url: str, count: int, workflows: int) -> list[dict[str, str]]:
-    """``count`` new jobs spread round-robin over the first ``workflows`` seeded workflows."""
+def create_jobs_over_workflows(
+    base_url: str, count: int, workflows: int, *, spread_seconds: float
+) -> list[dict[str, str]]:
+    """``count`` new jobs spread round-robin over the first ``workflows`` seeded workflows, created
+    evenly over at least ``spread_seconds``.
+
+    Every job of a workflow runs as long, so the jobs finish as they were created: spread over two
+    poll intervals, their completions fall on every phase of the pollers' rounds. Created in one
+    burst, they would all finish within a fraction of a second, and the lateness measured would be
+    that one moment's distance to the next round: lucky or unlucky, never the distribution.
+    """
     session = api_session()
+    began = time.monotonic()
     response = session.get(f"{base_url}/v0/workflows", params={"limit": 100}, timeout=30)
     response.raise_for_status()
     chosen = response.json()["workflows"][:workflows]
     watches = []
     for index in range(count):
+        ahead = began + index * spread_seconds / count - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
         workflow = chosen[index % len(chosen)]
         created = session.post(
             f"{base_url}/v0/workflows/{workflow['id']}/jobs",
@@ -274,7 +287,9 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
             workflows = 10 if case == "mixed" else 1
             modes = [True, False] if case in ("one-workflow", "mixed") else [True]
             for batched in modes:
-                watches = create_jobs_over_workflows(base_url, waits(count), workflows)
+                watches = create_jobs_over_workflows(
+                    base_url, waits(count), workflows, spread_seconds=2 * interval
+                )
                 if case == "mixed":
                     watches += create_order_items(base_url, waits(count))
                 wait_limit = step * 10 + 120

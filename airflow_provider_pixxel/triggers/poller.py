@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 # Two moments closer than this are one round (float sums of intervals never land exactly).
 _SAME_MOMENT = 1e-3
 
-#: Rounds per shortest interval of a poller whose waits are read with list calls (see the module's
-#: docstring): each such round costs one list call (per chunk of ids or page), so the rounds of an
-#: interval cost no more than the reads of the waits alone once there are this many waits' worth.
-LIST_ROUNDS_PER_INTERVAL = 2
-
 #: How long a new poller waits before its first round (never longer than its interval), so waits
 #: started together (a triggerer picking up its triggers after a restart) share that round too.
 FIRST_ROUND_GATHER_SECONDS = 0.1
@@ -83,8 +78,10 @@ class SharedPoller:
         self.loop = loop
         self.members: set[Member] = set()
         self.rounds = 0
-        self._listed = watchable(self.kind).list_form is not None
-        #: Rounds per shortest interval (:data:`LIST_ROUNDS_PER_INTERVAL` or 1; see :meth:`_replan`).
+        form = watchable(self.kind).list_form
+        #: Rounds an interval the kind's list read affords (1 for kinds read one by one).
+        self._list_rounds = form.rounds_per_interval if form is not None else 1
+        #: Rounds per shortest interval now: :attr:`_list_rounds` or 1 (see :meth:`_replan`).
         self.rounds_per_interval = 1
         self._anchor = loop.time()
         self._period = math.inf
@@ -110,19 +107,17 @@ class SharedPoller:
     def _replan(self) -> None:
         """The grid for the current members: the shortest interval, divided by the rounds it holds.
 
-        Waits read with a list call share each round's call, so the poller runs
-        :data:`LIST_ROUNDS_PER_INTERVAL` rounds an interval once the members would poll at least that
-        many times an interval on their own (a wait counts as the shortest interval over its own:
-        two 3 s waits count 2, a 3 s and a 300 s wait 1.01). A lone wait, or a kind read one by one,
-        keeps one round an interval: more rounds would cost more reads than polling alone.
+        Waits read with a list call share each round's call, so the poller runs the rounds the kind's
+        list affords (:attr:`~airflow_provider_pixxel.resources.ListForm.rounds_per_interval`, two)
+        once the members would poll at least that many times an interval on their own (a wait counts
+        as the shortest interval over its own: two 3 s waits count 2, a 3 s and a 300 s wait 1.01). A
+        lone wait, or a kind read one by one, keeps one round an interval: more rounds would cost
+        more reads than polling alone.
         """
         shortest = min((m.interval for m in self.members), default=math.inf)
         polls_per_interval = sum(shortest / m.interval for m in self.members) if self.members else 0.0
-        self.rounds_per_interval = (
-            LIST_ROUNDS_PER_INTERVAL
-            if self._listed and polls_per_interval >= LIST_ROUNDS_PER_INTERVAL - _SAME_MOMENT
-            else 1
-        )
+        afforded = self._list_rounds
+        self.rounds_per_interval = afforded if polls_per_interval >= afforded - _SAME_MOMENT else 1
         self._period = shortest / self.rounds_per_interval
 
     def schedule_next(self, member: Member) -> None:
@@ -197,7 +192,8 @@ class SharedPoller:
         self.rounds += 1
         results: list[Any]
         try:
-            results = await read_many_async(self.hook, self.kind, [m.ids for m in due])
+            last_polls = [moment >= m.deadline - _SAME_MOMENT for m in due]
+            results = await read_many_async(self.hook, self.kind, [m.ids for m in due], last_polls)
         except Exception as error:  # the list read's own error is every member's error
             results = [error] * len(due)
             self._hold_back(error)

@@ -18,15 +18,17 @@ import pytest
 
 from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.hooks.pixxel_async import PixxelAsyncHook, shared_hook_users
-from airflow_provider_pixxel.resources import read_many_async
+from airflow_provider_pixxel.resources import read_many_async, watchable
 from airflow_provider_pixxel.statuses import Phase
-from airflow_provider_pixxel.triggers.poller import LIST_ROUNDS_PER_INTERVAL, Member, SharedPoller, pollers_of
+from airflow_provider_pixxel.triggers.poller import Member, SharedPoller, pollers_of
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
 from tests.reliability.loopback import Exchange, Loopback, loopback
 from tests.task_runner import first_event
 from tests.test_resources import add_aois, place_order
 
 LIST_PATH = "/v0/workflows/wf-1/jobs"
+#: Rounds an interval of a poller of two or more job waits (one list call serves each round).
+JOB_ROUNDS = watchable("job").list_form.rounds_per_interval  # type: ignore[union-attr]
 
 # ``sim`` (tests/conftest.py): the simulator behind ``pixxel_default``, batched (the default).
 
@@ -155,7 +157,7 @@ async def test_stalled_waits_share_one_list_read_per_round_until_their_deadlines
     # Unbatched, 20 waits would send 20 reads an interval (about 140 here); batched, one list read a
     # round, two rounds an interval.
     assert {r.path for r in reads} == {f"/v0/workflows/{watches[0]['workflow_id']}/jobs"}
-    assert len(reads) <= LIST_ROUNDS_PER_INTERVAL * window / interval + 3
+    assert len(reads) <= JOB_ROUNDS * window / interval + 3
 
 
 async def test_list_read_waits_are_read_every_half_interval_and_a_lone_wait_every_interval(sim: Any) -> None:
@@ -177,7 +179,7 @@ async def test_list_read_waits_are_read_every_half_interval_and_a_lone_wait_ever
     # cost (2 an interval): about 10 rounds here. A lone wait is read on its own, once an interval
     # (about 5 here), as it would be unbatched: more rounds would cost more reads.
     assert set(pair_reads) == {f"/v0/workflows/{pair[0]['workflow_id']}/jobs"}
-    assert window / interval + 2 <= len(pair_reads) <= LIST_ROUNDS_PER_INTERVAL * window / interval + 3
+    assert window / interval + 2 <= len(pair_reads) <= JOB_ROUNDS * window / interval + 3
     assert set(lone_reads) == {f"/v0/workflows/{lone[0]['workflow_id']}/jobs/{lone[0]['job_id']}"}
     assert len(lone_reads) <= window / interval + 2
 
@@ -191,6 +193,8 @@ async def test_list_read_waits_are_read_every_half_interval_and_a_lone_wait_ever
         ("job", [3.0, 6.0, 6.0], 2, 1.5, 1),  # 2 polls an interval, then 1.5
         ("order_item", [30.0] * 5, 2, 15.0, 2),
         ("catalog_download", [3.0, 3.0], 1, 3.0, 1),  # read one by one: a read per wait per round
+        ("order", [3.0, 3.0, 3.0], 2, 1.5, 2),  # order_ids= serves every order of a round
+        ("aoi", [3.0, 3.0], 1, 3.0, 1),  # the AOI walk can cost more than single reads: one round
     ],
 )
 def test_rounds_per_interval_follow_what_a_round_costs(
@@ -413,12 +417,22 @@ async def test_stalled_order_waits_share_one_order_item_list_read_per_round(sim:
 
     assert [(len(events), events[0]["status"]) for events in results] == [(1, "timeout")] * 10
     reads = sim.state.requests("GET")
-    # Unbatched, 10 waits would send 10 order reads a round; batched, one item list read a round.
-    assert {r.path for r in reads} == {"/v0/order-items"}
-    assert len(reads) <= window / interval + 3
-    assert {frozenset(r.query["order_ids"].split(",")) for r in reads} == {
+    lists = [r for r in reads if r.path == "/v0/order-items"]
+    # Unbatched, 10 waits would send 10 order reads an interval; batched, one item list read a round
+    # (two rounds an interval).
+    assert len(lists) <= JOB_ROUNDS * window / interval + 3
+    assert {frozenset(r.query["order_ids"].split(",")) for r in lists} == {
         frozenset(w["order_id"] for w in watches)
     }
+    # The item list lacks the order's payment status: each wait's last poll is the order's own read,
+    # so its timeout event reports the order as a wait polling alone would.
+    assert sorted(r.path for r in reads if r.path != "/v0/order-items") == sorted(
+        f"/v0/orders/{w['order_id']}" for w in watches
+    )
+    with PixxelHook() as hook:
+        for ids, (event,) in zip(watches, results, strict=True):
+            assert event["detail"]["order_status"] == hook.get_order(ids["order_id"])["status"]
+            assert event["detail"]["order_status"] is not None
 
 
 async def test_batched_order_events_equal_the_unbatched_ones(
