@@ -12,6 +12,8 @@ Cases (all by default, ``--cases`` picks):
 * ``one-workflow``: 200 job waits on one workflow, both modes;
 * ``mixed``: 1,000 order-item waits and 1,000 job waits over 10 workflows in one loop, both modes;
 * ``large``: 10,000 job waits, batched only (peak RSS, CPU per interval);
+* ``orders-aois``: 200 order waits and 200 AOI waits in one loop, both modes (the order-item list by
+  ``order_ids=``, the bounded walk of the AOI list);
 * ``chaos``: 500 batched job waits while the simulator fails reads (5xx, 429 in both forms, resets,
   cut bodies, slow answers): every wait must end with its one correct event.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import tempfile
@@ -48,9 +51,12 @@ from benchmarks._common import (
 )
 
 #: What the status reads of these waits have in their paths: a job's own read or its workflow's job
-#: list; an order item's own read or the order-item list.
-READ_MARKERS = ("/jobs", "/order-items")
-CASES = ("one-workflow", "mixed", "large", "chaos")
+#: list; an order item's own read or the order-item list (which order waits read too); an order's
+#: own read; an AOI's own read or the AOI list.
+READ_MARKERS = ("/jobs", "/order-items", "/v0/orders/", "/v0/aoi")
+CASES = ("one-workflow", "mixed", "large", "chaos", "orders-aois")
+#: The id that names each kind's wait (a job's workflow is its scope, not its name).
+WAIT_KEYS = ("job_id", "order_item_id", "order_id", "aoi_id")
 #: Order items one order holds here (and so one POST creates).
 ITEMS_PER_ORDER = 100
 
@@ -90,9 +96,8 @@ def create_jobs_over_workflows(
     return watches
 
 
-def create_order_items(base_url: str, count: int) -> list[dict[str, str]]:
-    """``count`` new order items, ordered ``ITEMS_PER_ORDER`` to an order, of one archive image."""
-    session = api_session()
+def _archive_order_item(session: Any, base_url: str) -> dict[str, Any]:
+    """One order item of the first archive image (the body ``POST /v0/orders`` takes per item)."""
     found = session.get(
         f"{base_url}/v0/archives/collections/pixxel-td2/items", params={"limit": 1}, timeout=30
     )
@@ -100,7 +105,7 @@ def create_order_items(base_url: str, count: int) -> list[dict[str, str]]:
     image = found.json()["features"][0]
     workflows = session.get(f"{base_url}/v0/workflows", timeout=30)
     workflows.raise_for_status()
-    item = {
+    return {
         "project_id": workflows.json()["workflows"][0]["project_id"],
         "usecase": "batched polling benchmark",
         "geometry": {
@@ -109,6 +114,12 @@ def create_order_items(base_url: str, count: int) -> list[dict[str, str]]:
         },
         "item_ids": [image["id"]],
     }
+
+
+def create_order_items(base_url: str, count: int) -> list[dict[str, str]]:
+    """``count`` new order items, ordered ``ITEMS_PER_ORDER`` to an order, of one archive image."""
+    session = api_session()
+    item = _archive_order_item(session, base_url)
     watches = []
     while len(watches) < count:
         size = min(ITEMS_PER_ORDER, count - len(watches))
@@ -118,8 +129,48 @@ def create_order_items(base_url: str, count: int) -> list[dict[str, str]]:
     return watches
 
 
+def create_orders(base_url: str, count: int) -> list[dict[str, str]]:
+    """``count`` new one-item archive orders (each its own order wait)."""
+    session = api_session()
+    item = _archive_order_item(session, base_url)
+    watches = []
+    for _ in range(count):
+        order = session.post(f"{base_url}/v0/orders", json={"order_items": [item]}, timeout=60)
+        order.raise_for_status()
+        watches.append({"kind": "order", "order_id": order.json()["id"]})
+    return watches
+
+
+def create_aois(base_url: str, count: int) -> list[dict[str, str]]:
+    """``count`` new AOIs over the seeded AOI's area and images, each processing from its creation."""
+    session = api_session()
+    listed = session.get(f"{base_url}/v0/aois", params={"limit": 1}, timeout=30)
+    listed.raise_for_status()
+    seeded = listed.json()["aois"][0]
+    watches = []
+    run = time.time_ns()  # names are unique in a project: each mode's run makes its own AOIs
+    for index in range(count):
+        created = session.post(
+            f"{base_url}/v0/aois",
+            json={
+                "name": f"batched polling benchmark {run} {index}",
+                "description": "batched polling benchmark",
+                "project_id": seeded["project_id"],
+                "satellite_id": seeded["satellite_id"],
+                "provider": "pixxel",
+                # A processed AOI lists its images by id; the new AOIs are made of the same ones.
+                "item_ids": list(seeded["images"]),
+                "geometry": seeded["geometry"],
+            },
+            timeout=30,
+        )
+        created.raise_for_status()
+        watches.append({"kind": "aoi", "aoi_id": created.json()["aoi_id"]})
+    return watches
+
+
 def _key(watch: dict[str, str]) -> str:
-    return watch.get("job_id") or watch["order_item_id"]
+    return next(watch[name] for name in WAIT_KEYS if name in watch)
 
 
 def _ids(watch: dict[str, str]) -> dict[str, str]:
@@ -258,16 +309,35 @@ def measure_run(
     }
 
 
+def _described(watches: list[dict[str, str]]) -> str:
+    """``200 job waits on 1 workflow(s) + 1000 order-item waits``: what a run waited on."""
+    jobs = [w for w in watches if w["kind"] == "job"]
+    parts = [f"{len(jobs)} job waits on {len({w['workflow_id'] for w in jobs})} workflow(s)"] if jobs else []
+    labels = {"order_item": "order-item", "order": "order", "aoi": "AOI"}
+    for kind, label in labels.items():
+        count = sum(1 for w in watches if w["kind"] == kind)
+        if count:
+            parts.append(f"{count} {label} waits")
+    return " + ".join(parts)
+
+
+def _lateness(run: dict[str, Any]) -> str:
+    # Only jobs carry when they finished (``finished_at``): orders and AOIs have no such time.
+    if math.isnan(run["lateness_p99"]):
+        return "lateness not measured (no finish time)"
+    return f"lateness p99 {run['lateness_p99']:.2f} s"
+
+
 def _summary(run: dict[str, Any]) -> str:
     outcomes = ", ".join(f"{n} {status}" for status, n in sorted(run["outcomes"].items()))
     return (
         f"{run['reads_per_interval']:.1f} reads/interval (busiest {run['busiest_interval']}), "
-        f"{run['connections']} connections, lateness p99 {run['lateness_p99']:.2f} s, "
+        f"{run['connections']} connections, {_lateness(run)}, "
         f"{run['peak_rss_mib']:.0f} MiB, {run['cpu_per_interval'] * 1000:.0f} ms CPU/interval; {outcomes}"
     )
 
 
-STEP_SECONDS = {"one-workflow": 10.0, "mixed": 20.0, "large": 60.0, "chaos": 10.0}
+STEP_SECONDS = {"one-workflow": 10.0, "mixed": 20.0, "large": 60.0, "chaos": 10.0, "orders-aois": 10.0}
 
 
 def measure(cases: list[str], scale: float, interval: float, step_seconds: float | None) -> None:
@@ -283,13 +353,18 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
         # Both modes' order items are bought from one wallet: 1,000 cost 260,000 at the simulator's prices.
         with simulator_process(speed=step, chaos_reads=chaos, workflows=10, wallet=1e7) as simulator:
             base_url = simulator.base_url
-            count = {"one-workflow": 200, "mixed": 1000, "large": 10_000, "chaos": 500}[case]
+            count = {"one-workflow": 200, "mixed": 1000, "large": 10_000, "chaos": 500, "orders-aois": 200}[
+                case
+            ]
             workflows = 10 if case == "mixed" else 1
-            modes = [True, False] if case in ("one-workflow", "mixed") else [True]
+            modes = [True, False] if case in ("one-workflow", "mixed", "orders-aois") else [True]
             for batched in modes:
-                watches = create_jobs_over_workflows(
-                    base_url, waits(count), workflows, spread_seconds=2 * interval
-                )
+                if case == "orders-aois":
+                    watches = create_orders(base_url, waits(count)) + create_aois(base_url, waits(count))
+                else:
+                    watches = create_jobs_over_workflows(
+                        base_url, waits(count), workflows, spread_seconds=2 * interval
+                    )
                 if case == "mixed":
                     watches += create_order_items(base_url, waits(count))
                 wait_limit = step * 10 + 120
@@ -298,17 +373,7 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
                 )
                 mode = "batched" if batched else "unbatched"
                 details[f"{case}/{mode}"] = run
-                jobs = [w for w in watches if w["kind"] == "job"]
-                used = len({w["workflow_id"] for w in jobs})
-                items = len(watches) - len(jobs)
-                plus = f" + {items} order-item waits" if items else ""
-                rows.append(
-                    Row(
-                        "batched_polling",
-                        f"{case}: {len(jobs)} job waits on {used} workflow(s){plus}, {mode}",
-                        _summary(run),
-                    )
-                )
+                rows.append(Row("batched_polling", f"{case}: {_described(watches)}, {mode}", _summary(run)))
             if case == "one-workflow":
                 batched_run = details["one-workflow/batched"]
                 rows.append(
@@ -329,6 +394,10 @@ def measure(cases: list[str], scale: float, interval: float, step_seconds: float
                         batched_run["lateness_p99"] < interval,
                     )
                 )
+            if case == "orders-aois":
+                runs = details["orders-aois/batched"], details["orders-aois/unbatched"]
+                share = runs[0]["reads"] / max(1, runs[1]["reads"])
+                rows.append(Row("batched_polling", "orders-aois: reads batched / unbatched", f"{share:.1%}"))
             if case == "mixed":
                 share = details["mixed/batched"]["reads"] / max(1, details["mixed/unbatched"]["reads"])
                 rows.append(
