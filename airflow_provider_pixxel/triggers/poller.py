@@ -28,6 +28,7 @@ import logging
 import math
 import time
 import weakref
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,9 @@ class SharedPoller:
         self.hook = hook
         self.loop = loop
         self.members: set[Member] = set()
+        # Members by poll interval (few distinct values): the grid is planned from these counts, so
+        # a join or leave costs the same with ten thousand members as with two.
+        self._intervals: Counter[float] = Counter()
         self.rounds = 0
         form = watchable(self.kind).list_form
         #: Rounds an interval the kind's list read affords (1 for kinds read one by one).
@@ -92,6 +96,7 @@ class SharedPoller:
     # -- membership -------------------------------------------------------------------------------
     def join(self, member: Member) -> None:
         self.members.add(member)
+        self._intervals[member.interval] += 1
         self._replan()
         if self._task is None:
             self._anchor = self.loop.time() + min(FIRST_ROUND_GATHER_SECONDS, member.interval)
@@ -99,7 +104,11 @@ class SharedPoller:
         self._wake.set()
 
     def leave(self, member: Member) -> None:
-        self.members.discard(member)
+        if member in self.members:
+            self.members.discard(member)
+            self._intervals[member.interval] -= 1
+            if not self._intervals[member.interval]:
+                del self._intervals[member.interval]
         if member.reply is not None and not member.reply.done():
             member.reply.cancel()
         self._replan()
@@ -114,8 +123,8 @@ class SharedPoller:
         lone wait, or a kind read one by one, keeps one round an interval: more rounds would cost
         more reads than polling alone.
         """
-        shortest = min((m.interval for m in self.members), default=math.inf)
-        polls_per_interval = sum(shortest / m.interval for m in self.members) if self.members else 0.0
+        shortest = min(self._intervals, default=math.inf)
+        polls_per_interval = sum(count * shortest / interval for interval, count in self._intervals.items())
         afforded = self._list_rounds
         self.rounds_per_interval = afforded if polls_per_interval >= afforded - _SAME_MOMENT else 1
         self._period = shortest / self.rounds_per_interval

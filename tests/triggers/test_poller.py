@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -197,16 +198,14 @@ async def test_list_read_waits_are_read_every_half_interval_and_a_lone_wait_ever
         ("aoi", [3.0, 3.0], 1, 3.0, 1),  # the AOI walk can cost more than single reads: one round
     ],
 )
-def test_rounds_per_interval_follow_what_a_round_costs(
+async def test_rounds_per_interval_follow_what_a_round_costs(
     kind: str, intervals: list[float], rounds: int, period: float, rounds_once_the_last_leaves: int
 ) -> None:
-    loop = asyncio.new_event_loop()
+    poller = SharedPoller(("pixxel_default", kind, ()), hook=None, loop=asyncio.get_running_loop())
+    members = [Member(ids={}, interval=interval, deadline=1e9, due=0.0) for interval in intervals]
     try:
-        poller = SharedPoller(("pixxel_default", kind, ()), hook=None, loop=loop)
-        members = [Member(ids={}, interval=interval, deadline=1e9, due=0.0) for interval in intervals]
         for member in members:
-            poller.members.add(member)
-            poller._replan()
+            poller.join(member)
 
         assert (poller.rounds_per_interval, poller._period) == (rounds, period)
         first = members[0]
@@ -217,11 +216,14 @@ def test_rounds_per_interval_follow_what_a_round_costs(
         poller.schedule_next(first)
         assert first.due == 100.5
 
-        poller.members.discard(members[-1])
-        poller._replan()
+        poller.leave(members[-1])
+        poller.leave(members[-1])  # a second leave of the same wait changes nothing
         assert poller.rounds_per_interval == rounds_once_the_last_leaves
+        for member in members[:-1]:
+            poller.leave(member)
+        assert (poller.rounds_per_interval, poller._period) == (1, math.inf)
     finally:
-        loop.close()
+        await poller.close()
 
 
 async def test_a_cancelled_trigger_leaves_the_poller_and_the_last_one_closes_it(sim: Any) -> None:
