@@ -420,10 +420,12 @@ class Observation:
 
 def _progress(value: Any) -> float | None:
     # Progress is an int, a float or a string depending on the resource (the API is not uniform).
+    # "nan" and "inf" read as floats but are no progress: the wait would log and compare them.
     try:
-        return None if value in (None, "") else float(value)
+        progress = None if value in (None, "") else float(value)
     except (TypeError, ValueError):
         return None
+    return progress if progress is not None and math.isfinite(progress) else None
 
 
 def _order_observation(order: Mapping[str, Any]) -> Observation:

@@ -10,13 +10,15 @@
 * a wall-clock deadline (``time.time()``), with one last poll at the deadline before a timeout is
   declared;
 * a sleep between polls on every path, errors included (a 500 never turns into a busy loop);
-* state changes logged once each, with progress where the API gives it;
+* state changes logged once each, with progress where the API gives it (in steps of
+  :data:`PROGRESS_LOG_STEP` percent);
 * an event that :func:`validate_event` checks when the task resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
@@ -36,6 +38,11 @@ from airflow_provider_pixxel.resources import SHAPE_ERRORS, Observation, read_as
 from airflow_provider_pixxel.statuses import Phase
 
 EVENT_STATUSES = frozenset({"success", "partial", "failure", "timeout", "error"})
+
+#: Progress is logged when it enters a new step of this many percent (and on every status change):
+#: a long job polled every few seconds would otherwise log a line per poll, in the task log and in
+#: the triggerer's CPU (10,000 waits log 10,000 lines a round).
+PROGRESS_LOG_STEP = 10.0
 
 # Errors no amount of polling fixes: report them at once instead of polling until the deadline.
 _FATAL_ERRORS = (PixxelAuthError, PixxelNotFoundError, PixxelValidationError, PixxelConfigError)
@@ -186,6 +193,7 @@ class PixxelStatusTrigger(BaseTrigger):
         spec = watchable(self.kind)
         description = spec.describe(self.ids)
         last: Observation | None = None
+        logged: tuple[str | None, float | None] | None = None
         last_error: PixxelError | None = None
         async with self._reader() as reader:
             while True:
@@ -201,11 +209,9 @@ class PixxelStatusTrigger(BaseTrigger):
                     self.log.warning("Could not read %s (will poll again): %s", description, last_error)
                 else:
                     last_error = None
-                    if last is None or (observation.status, observation.progress) != (
-                        last.status,
-                        last.progress,
-                    ):
+                    if _log_key(observation) != logged:
                         self._log_change(description, observation)
+                        logged = _log_key(observation)
                     last = observation
                     if observation.phase.terminal:
                         yield self._event(observation.phase.value, **observation.as_event())
@@ -236,6 +242,13 @@ class PixxelStatusTrigger(BaseTrigger):
         async with PixxelAsyncHook(self.pixxel_conn_id) as hook:
             await hook.delete_insights(self.ids["aoi_id"], self.ids["insight_id"], project_id=self.project_id)
         self.log.info("Deleted insight %s after the task was killed", self.ids["insight_id"])
+
+
+def _log_key(observation: Observation) -> tuple[str | None, float | None]:
+    """What a logged line shows of an observation: its status and its progress step."""
+    progress = observation.progress
+    step = None if progress is None else math.floor(progress / PROGRESS_LOG_STEP)
+    return observation.status, step
 
 
 def validate_event(event: Any, *, kind: str, ids: Mapping[str, str] | None = None) -> dict[str, Any]:

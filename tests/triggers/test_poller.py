@@ -11,7 +11,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,7 +22,7 @@ from airflow_provider_pixxel.resources import read_many_async, watchable
 from airflow_provider_pixxel.statuses import Phase
 from airflow_provider_pixxel.triggers.poller import Member, SharedPoller, pollers_of
 from airflow_provider_pixxel.triggers.status import PixxelStatusTrigger, validate_event
-from tests.reliability.loopback import Exchange, Loopback, loopback
+from tests.reliability.loopback import Exchange, Loopback
 from tests.task_runner import first_event
 from tests.test_resources import add_aois, place_order
 
@@ -32,19 +31,6 @@ LIST_PATH = "/v0/workflows/wf-1/jobs"
 JOB_ROUNDS = watchable("job").list_form.rounds_per_interval  # type: ignore[union-attr]
 
 # ``sim`` (tests/conftest.py): the simulator behind ``pixxel_default``, batched (the default).
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Loopback]:
-    with loopback("127.0.0.1") as server:
-        connection = {
-            "conn_type": "pixxel",
-            "host": server.base_url,
-            "password": "poller-test-key",
-            "extra": {"project_id": "p1", "max_retries": 0},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_PIXXEL_DEFAULT", json.dumps(connection))
-        yield server
 
 
 def _jobs(sim: Any, count: int) -> list[dict[str, str]]:

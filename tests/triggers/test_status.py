@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from airflow_provider_pixxel.triggers.status import (
     validate_event,
     wait_inline,
 )
+from tests.reliability.loopback import Exchange, Loopback
 from tests.task_runner import first_event, rebuild_trigger
 
 JSON_PRIMITIVES = (str, int, float, bool, type(None))
@@ -294,3 +296,54 @@ def test_wait_inline_runs_the_same_loop(sim: Any) -> None:
     event = wait_inline(_trigger(ids=ids))
 
     assert (event["status"], event["remote_status"]) == ("success", "completed")
+
+
+# -- what a wait logs --------------------------------------------------------------------------------
+
+
+def _job_answers(answers: list[dict[str, Any]]) -> Any:
+    """A loopback route answering job-1's own read with ``answers`` in turn, the last one from then on."""
+    remaining = list(answers)
+
+    def answer(exchange: Exchange) -> None:
+        exchange.json(remaining.pop(0) if len(remaining) > 1 else remaining[0])
+
+    return answer
+
+
+async def test_progress_is_logged_in_steps_not_at_every_poll(
+    api: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = {"id": "job-1", "workflow_id": "wf-1"}
+    running = [{**job, "status": "running", "progress": percent} for percent in range(26)]
+    completed = {**job, "status": "completed", "progress": 100}
+    api.routes["/v0/workflows/wf-1/jobs/job-1"] = _job_answers([*running, completed])
+    capsys.readouterr()
+
+    event = await first_event(_trigger())
+
+    assert event["status"] == "success"
+    lines = [line for line in capsys.readouterr().out.splitlines() if "job_id=job-1 is " in line]
+    # 27 polls: running at 0 %, 10 % and 20 % (a new step each), then completed.
+    assert [line.split(" is ", 1)[1].split(" [")[0].strip() for line in lines] == [
+        "running (0%)",
+        "running (10%)",
+        "running (20%)",
+        "completed (100%)",
+    ]
+
+
+@pytest.mark.parametrize("progress", ["nan", "NaN", "inf", "-Infinity"])
+async def test_a_progress_that_is_not_a_number_is_no_progress(api: Loopback, progress: str) -> None:
+    api.routes["/v0/workflows/wf-1/jobs/job-1"] = _job_answers(
+        [
+            {"id": "job-1", "workflow_id": "wf-1", "status": "running", "progress": progress},
+            {"id": "job-1", "workflow_id": "wf-1", "status": "completed", "progress": 100},
+        ]
+    )
+
+    # Bounded: a progress read as a float NaN once broke the wait's logging instead of being ignored.
+    event = await asyncio.wait_for(first_event(_trigger()), 30)
+
+    assert event["status"] == "success"
+    assert api.paths().count("/v0/workflows/wf-1/jobs/job-1") == 2
