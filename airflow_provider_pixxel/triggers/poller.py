@@ -12,10 +12,11 @@ so a restarted triggerer rebuilds it from the triggers it runs.
 Rounds run on a grid of the shortest poll interval among the poller's waits, so waits that started
 at different moments fall into the same round after their first poll, and a wait whose interval is
 longer is simply left out of the rounds it is not due in. Where one list call answers for the waits
-(:attr:`~airflow_provider_pixxel.resources.Watchable.list_form`) and there are at least two waits' worth
-of polls per interval, the grid is half the interval and each wait is read every half interval: two
-list calls an interval then cost no more than the waits' own reads would, and a completion is seen
-within half an interval instead of a whole one. A wait's last poll, at its deadline, gets a round at
+(:attr:`~airflow_provider_pixxel.resources.Watchable.list_form`, whose ``rounds_per_interval`` says so:
+not the AOI walk, which can cost more) and there are at least two waits' worth of polls per interval,
+the grid is half the interval and each wait is read every half interval: two list calls an interval
+then cost no more than the waits' own reads would, and a completion is seen within half an interval
+instead of a whole one. A wait's last poll, at its deadline, gets a round at
 that moment. A rate-limited round (429, after the hook's own retries) holds the whole poller back for
 the ``Retry-After`` the API asked for.
 """
