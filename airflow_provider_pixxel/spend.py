@@ -64,7 +64,7 @@ def _key(purchase: Purchase, by: str) -> tuple[str, ...]:
 
 def summarise(purchases: Iterable[Purchase], by: str) -> list[SpendRow]:
     """Spend per UTC day, per DAG or per (DAG, task), sorted by key."""
-    # A PixxelConfigError is a ValueError: what summarise raised for an unknown grouping before.
+    # A PixxelConfigError is a ValueError, so a caller catching ValueError for a bad grouping still does.
     by = one_of("by", by, BY_CHOICES, case="exact")
     sums: dict[tuple[str, ...], dict[str, float]] = {}
     for purchase in purchases:

@@ -104,8 +104,9 @@ def one_of(
     hint: str = "",
     quoted: bool = False,
 ) -> str:
-    """``value`` as one of ``choices``: stripped, then folded to ``case`` (the contract's enums are all
-    lower case, like ``dynamic``, or all upper case, like ``S3``; ``"exact"`` folds nothing).
+    """``value`` as one of ``choices``: stripped, then folded to ``case``, the case the choices are
+    written in (the contract's enums are all lower case, like ``dynamic``, or all upper case, like
+    ``S3``, and a user or a template may write either); ``"exact"`` folds nothing.
 
     Anything else, a value that is not a string included, is refused with a :class:`PixxelConfigError`
     listing the choices: ``"{field} must be one of a, b, c; got 'd'"``.
