@@ -30,6 +30,7 @@ from typing import Any
 
 from airflow_provider_pixxel.hooks import DEFAULT_CONN_ID
 from airflow_provider_pixxel.hooks.spend import Purchase, token_amount
+from airflow_provider_pixxel.utils.arguments import one_of
 
 BY_CHOICES = ("day", "dag", "task")
 UNATTRIBUTED = "-"
@@ -63,8 +64,8 @@ def _key(purchase: Purchase, by: str) -> tuple[str, ...]:
 
 def summarise(purchases: Iterable[Purchase], by: str) -> list[SpendRow]:
     """Spend per UTC day, per DAG or per (DAG, task), sorted by key."""
-    if by not in BY_CHOICES:
-        raise ValueError(f"by must be one of {', '.join(BY_CHOICES)}, got {by!r}")
+    # A PixxelConfigError is a ValueError, so a caller catching ValueError for a bad grouping still does.
+    by = one_of("by", by, BY_CHOICES, case="exact")
     sums: dict[tuple[str, ...], dict[str, float]] = {}
     for purchase in purchases:
         entry = sums.setdefault(_key(purchase, by), {"n": 0, "order_item": 0.0, "job": 0.0, "insight": 0.0})

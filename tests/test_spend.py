@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_pixxel.spend import main
+from airflow_provider_pixxel.spend import main, summarise
 from tests.operators.test_purchase import insight_op, job_op, order_op, run_context
 from tests.task_runner import run_task
 
@@ -81,3 +81,9 @@ def test_a_bad_date_is_refused_with_the_accepted_forms(sim: Any, capsys: pytest.
 
     assert "--since" in capsys.readouterr().err
     assert sim.state.requests() == []
+
+
+def test_summarise_refuses_an_unknown_grouping_with_a_value_error() -> None:
+    """``--by`` is limited by argparse; a caller of summarise() gets a ValueError naming the choices."""
+    with pytest.raises(ValueError, match=r"^by must be one of day, dag, task; got 'week'$"):
+        summarise([], "week")

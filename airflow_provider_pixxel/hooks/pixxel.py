@@ -56,7 +56,7 @@ from airflow_provider_pixxel.hooks.transport import (
 from airflow_provider_pixxel.hooks.transport_deadline import CallDeadline, DeadlineHTTPAdapter
 from airflow_provider_pixxel.spec import enum_values
 from airflow_provider_pixxel.spec.rules import check_request
-from airflow_provider_pixxel.utils.arguments import whole_number
+from airflow_provider_pixxel.utils.arguments import non_empty_list, one_of, whole_number
 from airflow_provider_pixxel.utils.dates import DateLike, visualization_date
 
 JSON = Any
@@ -364,7 +364,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         expression_type: str,
     ) -> JSON:
         """Create a custom index from a band expression (``POST /v0/indices``)."""
-        expression_type = _one_of("expression_type", expression_type, enum_values("atlas.ExpressionType"))
+        expression_type = one_of("expression_type", expression_type, enum_values("atlas.ExpressionType"))
         return self._call(
             ApiRequest(
                 "POST",
@@ -419,7 +419,9 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         dynamic_bins: int | None = None,
     ) -> JSON:
         """Replace a visualization's legend (``PUT /v0/aois/{aoi_id}/visualizations/{visualization_id}/metadata``)."""  # noqa: E501
-        visualization_mode = _visualization_mode("visualization_mode", visualization_mode)
+        visualization_mode = one_of(
+            "visualization_mode", visualization_mode, enum_values("atlas.VisualizationMode")
+        )
         if visualization_mode == "dynamic":
             if dynamic_bins is None:
                 raise PixxelConfigError(
@@ -467,7 +469,9 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 json=body(
                     index_id=index_id,
                     dates=[visualization_date(day, field=f"dates[{n}]") for n, day in enumerate(dates)],
-                    visualization_mode=_visualization_mode("visualization_mode", visualization_mode),
+                    visualization_mode=one_of(
+                        "visualization_mode", visualization_mode, enum_values("atlas.VisualizationMode")
+                    ),
                 ),
             )
         )
@@ -485,7 +489,9 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
         request_body = body(
             index_id=index_id,
             date=visualization_date(date, field="date"),
-            visualization_mode=_visualization_mode("visualization_mode", visualization_mode),
+            visualization_mode=one_of(
+                "visualization_mode", visualization_mode, enum_values("atlas.VisualizationMode")
+            ),
         )
         result: bytes = self._call(
             ApiRequest(
@@ -513,7 +519,8 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 json=body(
                     dates=[visualization_date(day, field=f"dates[{n}]") for n, day in enumerate(dates)],
                     visualization_modes=[
-                        _visualization_mode("visualization_modes", mode) for mode in visualization_modes
+                        one_of("visualization_modes", mode, enum_values("atlas.VisualizationMode"))
+                        for mode in visualization_modes
                     ],
                 ),
             )
@@ -580,7 +587,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
 
     def create_aoi_download(self, aoi_id: str, *, asset_ids: Sequence[str]) -> JSON:
         """Start packaging assets of an AOI for download (``POST /v0/aois/{aoi_id}/downloads``)."""
-        asset_ids = _non_empty_list("asset_ids", asset_ids)
+        asset_ids = non_empty_list("asset_ids", asset_ids, of="asset ids")
         return self._call(
             ApiRequest(
                 "POST",
@@ -668,7 +675,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
 
     def create_order(self, *, order_items: Sequence[Mapping[str, Any]], dry_run: bool = False) -> JSON:
         """Place an order, or with ``dry_run=True`` price it without buying (``POST /v0/orders``)."""
-        items = _non_empty_list("order_items", order_items)
+        items = non_empty_list("order_items", order_items, of="order item objects")
         return self._call(
             ApiRequest(
                 "POST",
@@ -770,7 +777,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
                 "/v0/stores",
                 json=body(
                     name=name,
-                    type=_one_of("type", type, enum_values("domain.BucketType"), upper=True),
+                    type=one_of("type", type, enum_values("domain.BucketType"), case="upper"),
                     configs=_json(configs),
                     secrets=_json(secrets),
                     labels=_json(labels),
@@ -788,7 +795,7 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
 
     def create_deliveries(self, *, deliveries: Sequence[Mapping[str, Any]]) -> JSON:
         """Deliver catalogs or order items to registered stores (``POST /v0/catalogs/deliveries``)."""
-        items = _non_empty_list("deliveries", deliveries)
+        items = non_empty_list("deliveries", deliveries, of="delivery objects")
         return self._call(
             ApiRequest(
                 "POST",
@@ -999,23 +1006,6 @@ class PixxelHook(PixxelPollingOperations[Any], BaseHook):
 
 
 # -- argument checks --------------------------------------------------------------------------------
-
-
-def _one_of(name: str, value: str, allowed: Sequence[str], *, upper: bool = False) -> str:
-    normalised = str(value).strip().upper() if upper else str(value).strip().lower()
-    if normalised not in allowed:
-        raise PixxelConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return normalised
-
-
-def _visualization_mode(name: str, value: str) -> str:
-    return _one_of(name, value, enum_values("atlas.VisualizationMode"))
-
-
-def _non_empty_list(name: str, values: Sequence[Any]) -> list[Any]:
-    if isinstance(values, (str, bytes)) or not values:
-        raise PixxelConfigError(f"{name} must be a non-empty list; got {values!r}")
-    return list(values)
 
 
 def _check_polygon(geometry: Mapping[str, Any]) -> None:

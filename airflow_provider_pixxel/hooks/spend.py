@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.hooks.pagination import DEFAULT_MAX_PAGES, page_object, unexpected_answer
-from airflow_provider_pixxel.utils.arguments import whole_number
+from airflow_provider_pixxel.utils.arguments import one_of, whole_number
 from airflow_provider_pixxel.utils.dates import parse_datetime, rfc3339
 
 if TYPE_CHECKING:
@@ -105,12 +105,7 @@ def check_budget(tokens: Any, period: Any, *, where: str = "") -> tuple[int, str
     """
     prefix = f"{where}: " if where else ""
     if period is not None and not (isinstance(period, str) and not period.strip()):
-        if not isinstance(period, str) or period.strip().lower() not in BUDGET_PERIODS:
-            raise PixxelConfigError(
-                f"{prefix}budget_period must be one of {', '.join(BUDGET_PERIODS)} (UTC calendar "
-                f"periods), got {period!r}"
-            )
-        period = period.strip().lower()
+        period = one_of(f"{prefix}budget_period", period, BUDGET_PERIODS, hint="UTC calendar periods")
     else:
         period = DEFAULT_BUDGET_PERIOD
     if tokens is None or (isinstance(tokens, str) and not tokens.strip()):
@@ -120,6 +115,7 @@ def check_budget(tokens: Any, period: Any, *, where: str = "") -> tuple[int, str
 
 def period_bounds(period: str, now: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:
     """The UTC calendar ``period`` (day, week from Monday, month) holding ``now``: ``[start, end)``."""
+    period = one_of("budget_period", period, BUDGET_PERIODS, case="exact")
     now = now.astimezone(datetime.timezone.utc)
     day = datetime.datetime(now.year, now.month, now.day, tzinfo=datetime.timezone.utc)
     if period == "day":
@@ -127,11 +123,10 @@ def period_bounds(period: str, now: datetime.datetime) -> tuple[datetime.datetim
     if period == "week":
         start = day - datetime.timedelta(days=day.weekday())
         return start, start + datetime.timedelta(days=7)
-    if period == "month":
-        start = day.replace(day=1)
-        following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-        return start, following
-    raise PixxelConfigError(f"budget_period must be one of {', '.join(BUDGET_PERIODS)}, got {period!r}")
+    # month, the one left
+    start = day.replace(day=1)
+    following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start, following
 
 
 # -- reading spend ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.links import PixxelAuroraAOILink
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator, PixxelResumableOperator
 from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_adopt
-from airflow_provider_pixxel.utils.arguments import require_text, require_text_list
+from airflow_provider_pixxel.utils.arguments import one_of, require_text, require_text_list
 from airflow_provider_pixxel.utils.lazy_import import LazyExports, lazy_import
 
 if TYPE_CHECKING:
@@ -118,13 +118,10 @@ class PixxelCreateAOIOperator(PixxelResumableOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_geometry_mismatch not in GEOMETRY_MISMATCH_CHOICES:
-            raise PixxelConfigError(
-                f"on_geometry_mismatch must be one of {', '.join(map(repr, GEOMETRY_MISMATCH_CHOICES))}; "
-                f"got {on_geometry_mismatch!r}"
-            )
         self.reuse_existing = reuse_existing
-        self.on_geometry_mismatch = on_geometry_mismatch
+        self.on_geometry_mismatch = one_of(
+            "on_geometry_mismatch", on_geometry_mismatch, GEOMETRY_MISMATCH_CHOICES, case="exact", quoted=True
+        )
         self.name = name
         self.description = description
         self.satellite_id = satellite_id

@@ -23,6 +23,8 @@ from airflow_provider_pixxel.utils.arguments import (
     bounding_box,
     decode_json_text,
     list_of_mappings,
+    non_empty_list,
+    one_of,
     require_text,
     require_text_list,
     whole_number,
@@ -47,12 +49,13 @@ _LINE_AND_POINT_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString")
 
 
 def _satellites(value: Any) -> list[dict[str, str]]:
-    entries = list_of_mappings("satellites", value, example="{'collection_id': ..., 'satellite_id': ...}")
-    if not entries:
-        raise PixxelConfigError(
-            "satellites must be a non-empty list of {'collection_id': ..., 'satellite_id': ...}; "
-            f"got {value!r}. List them with PixxelHook().list_satellites()"
-        )
+    example = "{'collection_id': ..., 'satellite_id': ...}"
+    entries = non_empty_list(
+        "satellites",
+        list_of_mappings("satellites", value, example=example),
+        of=example,
+        hint="list them with PixxelHook().list_satellites()",
+    )
     checked = []
     for position, entry in enumerate(entries):
         checked.append(
@@ -240,11 +243,12 @@ def _sortby(value: Any) -> list[dict[str, str]] | None:
         return None
     checked = []
     for position, entry in enumerate(entries):
-        direction = str(entry.get("direction", "asc")).strip().lower()
-        if direction not in _SORT_DIRECTIONS:
-            raise PixxelConfigError(
-                f"sortby[{position}].direction must be asc or desc; got {entry.get('direction')!r}"
-            )
+        direction = one_of(
+            f"sortby[{position}].direction",
+            entry.get("direction", "asc"),
+            _SORT_DIRECTIONS,
+            hint="asc or desc as the STAC sort extension spells them, not ascending or descending",
+        )
         checked.append(
             {"field": require_text(f"sortby[{position}].field", entry.get("field")), "direction": direction}
         )

@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator
 from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_adopt
-from airflow_provider_pixxel.utils.arguments import decode_json_text, require_text
+from airflow_provider_pixxel.utils.arguments import decode_json_text, one_of, require_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -111,11 +111,7 @@ class PixxelCreateIndexOperator(PixxelBaseOperator):
 
     def build_request(self) -> dict[str, Any]:
         """The ``create_index`` arguments, checked; raises :class:`PixxelConfigError` before any request."""
-        expression_type = require_text("expression_type", self.expression_type).lower()
-        if expression_type not in EXPRESSION_TYPES:
-            raise PixxelConfigError(
-                f"expression_type must be one of {', '.join(EXPRESSION_TYPES)}; got {self.expression_type!r}"
-            )
+        expression_type = one_of("expression_type", self.expression_type, EXPRESSION_TYPES)
         return {
             "name": require_text("name", self.name),
             "description": require_text("description", self.description),

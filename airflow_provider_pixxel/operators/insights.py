@@ -21,7 +21,7 @@ from airflow_provider_pixxel.operators.base import (
     refuse_above_max_cost,
 )
 from airflow_provider_pixxel.operators.purchase import BUDGET_TEMPLATE_FIELDS, PixxelPurchaseMixin
-from airflow_provider_pixxel.utils.arguments import require_text
+from airflow_provider_pixxel.utils.arguments import non_empty_list, require_text
 from airflow_provider_pixxel.utils.dates import iso_date, rfc3339
 
 if TYPE_CHECKING:
@@ -141,14 +141,16 @@ def _check_metadata(metadata: Any) -> dict[str, str] | None:
 
 
 def _check_input(input: Any) -> list[dict[str, Any]]:
-    if not isinstance(input, Sequence) or isinstance(input, (str, bytes)) or not input:
-        raise PixxelConfigError(
-            "input must be a non-empty list of input objects (the block's spec.inputs entries, each with a "
-            f"value), got {input!r}; or pass input_values to have it built from the block's spec"
-        )
-    if not all(isinstance(item, Mapping) for item in input):
+    entries = non_empty_list(
+        "input",
+        input,
+        of="input objects",
+        hint="the block's spec.inputs entries, each with a value; or pass input_values to have it built "
+        "from the block's spec",
+    )
+    if not all(isinstance(item, Mapping) for item in entries):
         raise PixxelConfigError("every entry of input must be a dict (one input object of the block)")
-    return [dict(item) for item in input]
+    return [dict(item) for item in entries]
 
 
 class PixxelCreateInsightsOperator(PixxelResumableOperator, PixxelPurchaseMixin):

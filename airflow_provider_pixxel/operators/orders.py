@@ -27,7 +27,13 @@ from airflow_provider_pixxel.operators.base import (
 )
 from airflow_provider_pixxel.operators.purchase import BUDGET_TEMPLATE_FIELDS, PixxelPurchaseMixin
 from airflow_provider_pixxel.spec import component, enum_values, field_names
-from airflow_provider_pixxel.utils.arguments import require_text, whole_number
+from airflow_provider_pixxel.utils.arguments import (
+    decode_json_text,
+    non_empty_list,
+    one_of,
+    require_text,
+    whole_number,
+)
 from airflow_provider_pixxel.utils.dates import check_tasking_window, order_item_date
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
 
@@ -81,12 +87,9 @@ def _whole_number(item: Mapping[str, Any], key: str, where: str, low: int, high:
 
 
 def _enum(item: Mapping[str, Any], key: str, where: str, allowed: Sequence[str]) -> str | None:
-    value = _text(item, key, where, required=False)
-    if value is None:
+    if _text(item, key, where, required=False) is None:
         return None
-    if value.upper() not in allowed:
-        raise PixxelConfigError(f"{where}.{key} must be one of {', '.join(allowed)}, got {value!r}")
-    return value.upper()
+    return one_of(f"{where}.{key}", item[key], allowed, case="upper")
 
 
 def _cloud_delivery(value: Any, where: str) -> dict[str, str]:
@@ -179,17 +182,11 @@ def validate_order_item(
     if item.get("cloud_delivery") is not None:
         result["cloud_delivery"] = _cloud_delivery(item["cloud_delivery"], where)
     if kind == "ARCHIVE":
-        item_ids = item["item_ids"]
-        if (
-            isinstance(item_ids, (str, bytes))
-            or not isinstance(item_ids, Sequence)
-            or not item_ids
-            or not all(isinstance(value, str) and value.strip() for value in item_ids)
-        ):
-            raise PixxelConfigError(
-                f"{where}.item_ids must be a non-empty list of STAC item id strings, got {item_ids!r}"
-            )
-        result["item_ids"] = [value.strip() for value in item_ids]
+        item_ids = non_empty_list(f"{where}.item_ids", item["item_ids"], of="STAC item id strings")
+        result["item_ids"] = [
+            require_text(f"{where}.item_ids[{n}]", value, hint="a STAC item id")
+            for n, value in enumerate(item_ids)
+        ]
         return result
     result.update(_tasking_fields(item, where, now=now))
     return result
@@ -350,13 +347,10 @@ class PixxelCreateOrderOperator(PixxelResumableOperator, PixxelPurchaseMixin):
         return check_max_cost(self.max_cost)
 
     def checked_items(self) -> list[dict[str, Any]]:
-        items = self.order_items
-        if isinstance(items, Mapping):
-            items = [items]
-        if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or not items:
-            raise PixxelConfigError(
-                f"order_items must be a non-empty list of order item objects, got {type(items).__name__}"
-            )
+        items = decode_json_text("order_items", self.order_items)
+        items = non_empty_list(
+            "order_items", [items] if isinstance(items, Mapping) else items, of="order item objects"
+        )
         default_project = None
         if any(not (isinstance(item, Mapping) and item.get("project_id")) for item in items):
             default_project = self.hook.settings.project_id

@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, 
 from airflow_provider_pixxel.exceptions import PixxelConfigError, PixxelNotFoundError
 from airflow_provider_pixxel.operators.base import PixxelBaseOperator
 from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_adopt
-from airflow_provider_pixxel.utils.arguments import require_text
+from airflow_provider_pixxel.utils.arguments import one_of, require_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -152,9 +152,7 @@ class PixxelCreateStoreOperator(PixxelBaseOperator):
     def checked_request(self) -> tuple[str, str, dict[str, Any], dict[str, str] | None]:
         """Name, type, configs and labels, checked before anything is sent."""
         name = require_text("name", self.name, hint="unique within the workspace")
-        store_type = str(self.type or "").strip().upper()
-        if store_type not in STORE_TYPES:
-            raise PixxelConfigError(f"type must be one of {', '.join(STORE_TYPES)}, got {self.type!r}")
+        store_type = one_of("type", self.type, STORE_TYPES, case="upper")
         if not isinstance(self.configs, Mapping):
             raise PixxelConfigError(
                 "configs must be an object such as {'bucket': 'my-bucket', 'region': 'us-east-2', "

@@ -30,6 +30,8 @@ from airflow_provider_pixxel.operators.get_or_create import Existing, create_or_
 from airflow_provider_pixxel.spec import enum_values
 from airflow_provider_pixxel.utils.arguments import (
     decode_json_text,
+    non_empty_list,
+    one_of,
     require_text,
     require_text_list,
     whole_number,
@@ -59,20 +61,12 @@ _READ_ONLY_LEGEND_FIELDS = ("area", "area_percentage")
 _SLD_ROOT = "StyledLayerDescriptor"
 
 
-def _mode(field: str, value: Any) -> str:
-    mode = require_text(field, value).lower()
-    modes = enum_values("atlas.VisualizationMode")
-    if mode not in modes:
-        raise PixxelConfigError(f"{field} must be one of {', '.join(modes)}; got {value!r}")
-    return mode
-
-
 def _dates(field: str, value: Any) -> list[str]:
     """``YYYY_MM_DD`` strings from one date or a list of dates (``{{ ds }}``, date objects...)."""
     value = decode_json_text(field, value)
-    days = [value] if isinstance(value, (str, datetime.date)) else value
-    if not isinstance(days, Sequence) or not days:
-        raise PixxelConfigError(f"{field} must be a date or a non-empty list of dates; got {value!r}")
+    days = non_empty_list(
+        field, [value] if isinstance(value, (str, datetime.date)) else value, of="dates, or one date"
+    )
     converted = [visualization_date(day, field=f"{field}[{n}]") for n, day in enumerate(days)]
     return list(dict.fromkeys(converted))
 
@@ -296,9 +290,8 @@ def _legend(value: Any, mode: str) -> dict[str, list[dict[str, Any]]]:
         field = f"legend[{day}]"
         if day in legend:
             raise PixxelConfigError(f"{field}: the date is given twice (as {key!r} and another spelling)")
-        if not isinstance(items, Sequence) or isinstance(items, str) or not items:
-            raise PixxelConfigError(f"{field} must be a non-empty list of legend classes; got {items!r}")
-        legend[day] = [_legend_item(f"{field}[{n}]", item, mode) for n, item in enumerate(items)]
+        classes = non_empty_list(field, items, of="legend classes")
+        legend[day] = [_legend_item(f"{field}[{n}]", item, mode) for n, item in enumerate(classes)]
     return legend
 
 
@@ -383,7 +376,9 @@ class PixxelUpdateVisualizationMetadataOperator(PixxelBaseOperator):
         request: dict[str, Any] = {
             "aoi_id": require_text("aoi_id", self.aoi_id),
             "visualization_id": require_text("visualization_id", self.visualization_id),
-            "visualization_mode": _mode("visualization_mode", self.visualization_mode),
+            "visualization_mode": one_of(
+                "visualization_mode", self.visualization_mode, enum_values("atlas.VisualizationMode")
+            ),
         }
         if self.recomputes:
             if self.legend is not None or self.dynamic_bins is not None:
@@ -481,13 +476,6 @@ def visualization_image_dates(hook: PixxelHook, aoi_id: str, visualization_id: s
     return sorted(dates)
 
 
-def _date_policy(value: Any) -> str:
-    policy = require_text("date_policy", value).lower()
-    if policy not in DATE_POLICIES:
-        raise PixxelConfigError(f"date_policy must be one of {', '.join(DATE_POLICIES)}; got {value!r}")
-    return policy
-
-
 def _max_image_age_days(value: Any) -> int | None:
     # A template rendering a null param gives the text "None": that means no limit too.
     if value is None or (isinstance(value, str) and value.strip().lower() in _NO_AGE_LIMIT_TEXT):
@@ -503,7 +491,7 @@ class _DatePolicyMixin:
 
     def _check_date_policy(self) -> tuple[str, int | None]:
         """The policy and age limit, checked; raises :class:`PixxelConfigError` before any request."""
-        policy = _date_policy(self.date_policy)
+        policy = one_of("date_policy", self.date_policy, DATE_POLICIES)
         max_age = _max_image_age_days(self.max_image_age_days)
         if policy == "exact" and max_age is not None:
             raise PixxelConfigError(
@@ -658,7 +646,7 @@ class PixxelGenerateIndexPngOperator(_DatePolicyMixin, PixxelBaseOperator):
         self.date = date
         self.visualization_mode = visualization_mode
         self.destination = destination
-        self.date_policy = _date_policy(date_policy)
+        self.date_policy = one_of("date_policy", date_policy, DATE_POLICIES)
         self.max_image_age_days = max_image_age_days
 
     def target(self, visualization_id: str, day: str, mode: str) -> Destination:
@@ -675,7 +663,7 @@ class PixxelGenerateIndexPngOperator(_DatePolicyMixin, PixxelBaseOperator):
         visualization_id = require_text("visualization_id", self.visualization_id)
         index_id = require_text("index_id", self.index_id)
         asked = parse_date(self.date, field="date")
-        mode = _mode("visualization_mode", self.visualization_mode)
+        mode = one_of("visualization_mode", self.visualization_mode, enum_values("atlas.VisualizationMode"))
         # Checked before the asset listing, so a bad destination fails before any request.
         if self.destination in (None, ""):
             raise PixxelConfigError("destination must name a file or directory for the PNG")
@@ -804,7 +792,7 @@ class PixxelGenerateSldOperator(_DatePolicyMixin, PixxelBaseOperator):
         self.dates = dates
         self.visualization_modes = visualization_modes
         self.destination = destination
-        self.date_policy = _date_policy(date_policy)
+        self.date_policy = one_of("date_policy", date_policy, DATE_POLICIES)
         self.max_image_age_days = max_image_age_days
 
     def targets(
@@ -852,7 +840,7 @@ class PixxelGenerateSldOperator(_DatePolicyMixin, PixxelBaseOperator):
         dates = _dates("dates", self.dates)
         modes = list(
             dict.fromkeys(
-                _mode(f"visualization_modes[{n}]", mode)
+                one_of(f"visualization_modes[{n}]", mode, enum_values("atlas.VisualizationMode"))
                 for n, mode in enumerate(
                     require_text_list(
                         "visualization_modes",

@@ -15,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
 from airflow_provider_pixxel.utils.lazy_import import lazy_import
@@ -33,6 +33,8 @@ __all__ = [
     "exactly_one_id_list",
     "id_list",
     "list_of_mappings",
+    "non_empty_list",
+    "one_of",
     "require_text",
     "require_text_list",
     "whole_number",
@@ -91,6 +93,55 @@ def require_text_list(field: str, value: Any) -> list[str]:
     if not items:
         raise PixxelConfigError(f"{field} must name at least one value; got an empty list")
     return [require_text(f"{field}[{position}]", item) for position, item in enumerate(items)]
+
+
+def one_of(
+    field: str,
+    value: Any,
+    choices: Sequence[str],
+    *,
+    case: Literal["lower", "upper", "exact"] = "lower",
+    hint: str = "",
+    quoted: bool = False,
+) -> str:
+    """``value`` as one of ``choices``: stripped, then folded to ``case``, the case the choices are
+    written in (the contract's enums are all lower case, like ``dynamic``, or all upper case, like
+    ``S3``, and a user or a template may write either); ``"exact"`` folds nothing.
+
+    Anything else, a value that is not a string included, is refused with a :class:`PixxelConfigError`
+    listing the choices: ``"{field} must be one of a, b, c; got 'd'"``.
+
+    :param hint: what the choices mean, shown in parentheses after them, e.g. ``"UTC calendar periods"``.
+    :param quoted: list the choices as Python literals (``'fail', 'adopt'``), for a case-sensitive
+        argument written in DAG code.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        folded = text.lower() if case == "lower" else text.upper() if case == "upper" else text
+        if folded in choices:
+            return folded
+    shown = ", ".join(map(repr, choices) if quoted else choices)
+    detail = f" ({hint})" if hint else ""
+    raise PixxelConfigError(f"{field} must be one of {shown}{detail}; got {value!r}")
+
+
+def non_empty_list(field: str, value: Any, *, of: str, hint: str = "") -> list[Any]:
+    """``value`` as a list of at least one element; checking the elements is the caller's part.
+
+    Any iterable but text, bytes or a mapping is taken (a mapping or a string is one value, not a list
+    of its keys or characters); the JSON or Python text of a list (a template rendered without native
+    objects) is decoded first.
+
+    :param of: what the elements are, for the message: ``"order item objects"``.
+    :param hint: where such a list comes from or what to pass instead, shown in parentheses.
+    """
+    value = decode_json_text(field, value)
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping)):
+        items = list(value)
+        if items:
+            return items
+    detail = f" ({hint})" if hint else ""
+    raise PixxelConfigError(f"{field} must be a non-empty list of {of}{detail}; got {value!r}")
 
 
 _TRUE_TEXT = frozenset({"true", "1", "yes", "on"})

@@ -49,6 +49,13 @@ def test_periods_are_utc_calendar_periods(period: str, now: str, start: str, end
     assert period_bounds(period, at(now)) == (at(start), at(end))
 
 
+@pytest.mark.parametrize("period", ["quarter", "Month", None])
+def test_period_bounds_refuses_what_check_budget_would_not_give(period: Any) -> None:
+    with pytest.raises(PixxelConfigError) as refused:
+        period_bounds(period, at("2026-12-02T20:40:00"))
+    assert str(refused.value) == f"budget_period must be one of day, week, month; got {period!r}"
+
+
 def test_a_period_is_taken_in_utc_whatever_the_clock_zone() -> None:
     india = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
     # 1 Dec 02:00 in India is still 30 Nov in UTC.
@@ -80,7 +87,7 @@ def test_budget_arguments(tokens: Any, period: Any, expected: Any) -> None:
         (
             100,
             "quarter",
-            r"budget_period must be one of day, week, month \(UTC calendar periods\), got 'quarter'",
+            r"budget_period must be one of day, week, month \(UTC calendar periods\); got 'quarter'",
         ),
         (None, 7, r"budget_period must be one of day, week, month"),
     ],

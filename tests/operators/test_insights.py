@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -91,7 +92,9 @@ def test_builds_input_prices_and_runs_the_insight(sim: Any, deferrable: bool) ->
     assert sim.state.requests("GET", "/v0/blocks/waterbodydetection/versions/2.0.1")
 
 
-def test_block_name_and_version_with_a_ready_input(sim: Any) -> None:
+@pytest.mark.parametrize("rendered", [False, True], ids=["list", "json-text"])
+def test_block_name_and_version_with_a_ready_input(sim: Any, rendered: bool) -> None:
+    """``rendered``: the input as a template renders it without native objects, JSON text."""
     ready = build_insight_input(
         {
             "spec": {
@@ -107,7 +110,13 @@ def test_block_name_and_version_with_a_ready_input(sim: Any) -> None:
     )
 
     run = run_task(
-        _op(sim, block_name=BLOCK["name"], block_version=BLOCK["version"], input=ready), _context()
+        _op(
+            sim,
+            block_name=BLOCK["name"],
+            block_version=BLOCK["version"],
+            input=json.dumps(ready) if rendered else ready,
+        ),
+        _context(),
     )
 
     assert run.result["status"] == "completed"

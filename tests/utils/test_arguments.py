@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from airflow_provider_pixxel.exceptions import PixxelConfigError
+from airflow_provider_pixxel.hooks.pixxel import PixxelHook
 from airflow_provider_pixxel.operators.catalog import PixxelSearchCatalogsOperator
 from airflow_provider_pixxel.operators.images import PixxelArchiveSearchOperator
+from airflow_provider_pixxel.operators.orders import PixxelCreateOrderOperator
 from airflow_provider_pixxel.utils.arguments import (
     bounding_box,
     decode_json_text,
     id_list,
+    non_empty_list,
+    one_of,
     require_text,
     require_text_list,
     true_or_false,
     whole_number,
 )
+from tests.operators.pixxel_sim import tasking_item
 from tests.task_runner import make_context, run_task
 
 # -- text ------------------------------------------------------------------------------------------
@@ -185,3 +191,132 @@ def test_true_or_false_reads_booleans_and_their_text(value: object, expected: bo
 def test_true_or_false_refuses_anything_else(value: object) -> None:
     with pytest.raises(PixxelConfigError, match=r"switch must be true or false; got"):
         true_or_false("switch", value)
+
+
+# -- choices and lists -----------------------------------------------------------------------------
+
+MODES = ("dynamic", "theoretical")
+
+
+@pytest.mark.parametrize(
+    ("value", "choices", "case", "expected"),
+    [
+        ("dynamic", MODES, "lower", "dynamic"),
+        (" Theoretical\n", MODES, "lower", "theoretical"),
+        (" s3 ", ("S3", "GCS", "AZBLOB"), "upper", "S3"),
+        ("AzBlob", ("S3", "GCS", "AZBLOB"), "upper", "AZBLOB"),
+        (" adopt", ("fail", "adopt"), "exact", "adopt"),
+    ],
+)
+def test_one_of_strips_and_folds_to_the_choices_case(
+    value: Any, choices: Any, case: Any, expected: str
+) -> None:
+    assert one_of("field", value, choices, case=case) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "message"),
+    [
+        ("static", {}, "mode must be one of dynamic, theoretical; got 'static'"),
+        ("", {}, "mode must be one of dynamic, theoretical; got ''"),
+        (None, {}, "mode must be one of dynamic, theoretical; got None"),
+        (["dynamic"], {}, "mode must be one of dynamic, theoretical; got ['dynamic']"),
+        (1, {}, "mode must be one of dynamic, theoretical; got 1"),
+        ("DYNAMIC", {"case": "exact"}, "mode must be one of dynamic, theoretical; got 'DYNAMIC'"),
+        (
+            "Dynamic",
+            {"case": "exact", "quoted": True},
+            "mode must be one of 'dynamic', 'theoretical'; got 'Dynamic'",
+        ),
+        ("dynamic", {"case": "upper"}, "mode must be one of dynamic, theoretical; got 'dynamic'"),
+        (
+            "fancy",
+            {"hint": "how the legend is built"},
+            "mode must be one of dynamic, theoretical (how the legend is built); got 'fancy'",
+        ),
+    ],
+)
+def test_one_of_refuses_with_the_choices(value: Any, kwargs: Any, message: str) -> None:
+    with pytest.raises(PixxelConfigError) as refused:
+        one_of("mode", value, MODES, **kwargs)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (["a", "b"], ["a", "b"]),
+        (("a",), ["a"]),
+        ((part for part in "ab"), ["a", "b"]),
+        ([{"id": 1}], [{"id": 1}]),
+        ('["a", "b"]', ["a", "b"]),
+        (" ['a'] ", ["a"]),
+        ([None], [None]),
+    ],
+)
+def test_non_empty_list_takes_sequences_iterables_and_their_text(value: Any, expected: list[Any]) -> None:
+    assert non_empty_list("ids", value, of="ids") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], "ids must be a non-empty list of asset ids; got []"),
+        ("[]", "ids must be a non-empty list of asset ids; got []"),
+        ((), "ids must be a non-empty list of asset ids; got ()"),
+        (None, "ids must be a non-empty list of asset ids; got None"),
+        ("", "ids must be a non-empty list of asset ids; got ''"),
+        ("a1", "ids must be a non-empty list of asset ids; got 'a1'"),
+        (b"a1", "ids must be a non-empty list of asset ids; got b'a1'"),
+        ({"id": "a1"}, "ids must be a non-empty list of asset ids; got {'id': 'a1'}"),
+        ('{"id": "a1"}', "ids must be a non-empty list of asset ids; got {'id': 'a1'}"),
+        (7, "ids must be a non-empty list of asset ids; got 7"),
+    ],
+)
+def test_non_empty_list_refuses_text_mappings_and_empty_lists(value: Any, message: str) -> None:
+    with pytest.raises(PixxelConfigError) as refused:
+        non_empty_list("ids", value, of="asset ids")
+    assert str(refused.value) == message
+
+
+def test_non_empty_list_shows_the_hint() -> None:
+    with pytest.raises(PixxelConfigError) as refused:
+        non_empty_list("input", [], of="input objects", hint="or pass input_values")
+    assert (
+        str(refused.value) == "input must be a non-empty list of input objects (or pass input_values); got []"
+    )
+
+
+def test_the_hook_refuses_a_mapping_given_for_a_list_before_any_request(sim: Any) -> None:
+    """The hook used to send a lone mapping as the list of its keys."""
+    item = tasking_item(sim)
+    with pytest.raises(
+        PixxelConfigError, match=r"^order_items must be a non-empty list of order item objects; got \{"
+    ):
+        PixxelHook().create_order(order_items=item, dry_run=True)
+    assert sim.state.requests() == []
+
+
+@pytest.mark.parametrize(
+    "as_text", [json.dumps, lambda items: json.dumps(items[0])], ids=["list", "one-item"]
+)
+def test_order_items_rendered_as_json_text_are_placed(sim: Any, as_text: Any) -> None:
+    """A template rendered without native objects gives the order items as text; it used to be refused."""
+    items = [tasking_item(sim, recurrence=" once ")]
+    operator = PixxelCreateOrderOperator(
+        task_id="place_order", order_items=as_text(items), poll_interval=0.01
+    )
+    run_task(operator, make_context())
+    (placed,) = [r for r in sim.state.requests("POST", "/v0/orders") if not r.body.get("dry_run")]
+    (sent,) = placed.body["order_items"]
+    assert (sent["name"], sent["recurrence"]) == ("field-42", "ONCE")
+
+
+@pytest.mark.parametrize("order_items", [[], "[]", " ", None, "field-42"])
+def test_order_items_that_are_no_list_are_refused_before_any_request(sim: Any, order_items: Any) -> None:
+    operator = PixxelCreateOrderOperator(task_id="place_order", order_items=order_items)
+    with pytest.raises(
+        PixxelConfigError, match=r"^order_items must be a non-empty list of order item objects; got"
+    ):
+        run_task(operator, make_context())
+    assert sim.state.requests() == []
