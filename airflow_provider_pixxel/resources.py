@@ -561,9 +561,9 @@ async def read_many_async(
     form = spec.list_form
     listed: dict[str, list[Mapping[str, Any]]] = {}
     last = list(last_polls) or [False] * len(watches)
-    listable = [
-        ids for ids, final in zip(watches, last, strict=True) if form and not (final and form.last_poll_alone)
-    ]
+    # Which watches the list may answer for (a last poll the form reads alone is not one of them).
+    by_list = [form is not None and not (final and form.last_poll_alone) for final in last]
+    listable = [ids for ids, listed_here in zip(watches, by_list, strict=True) if listed_here]
     # A lone resource is cheaper to read on its own than with a list (a job list is every job of the
     # workflow): the list form pays off from two resources of one scope due together.
     if form is not None and len(listable) > 1:
@@ -579,11 +579,7 @@ async def read_many_async(
     results: list[Observation | BaseException | None] = [None] * len(watches)
     alone: list[int] = []
     for index, ids in enumerate(watches):
-        objects = (
-            listed.get(ids[form.key])
-            if form is not None and not (last[index] and form.last_poll_alone)
-            else None
-        )
+        objects = listed.get(ids[form.key]) if form is not None and by_list[index] else None
         if objects and form is not None:
             try:
                 observation = observe(kind, form.resource_of(ids[form.key], objects), ids)
